@@ -1,0 +1,264 @@
+"""The command line: parse words into a request, call the core, render the result.
+
+The only module that imports typer. Errors become one paragraph on stderr and an exit code
+(see ExitCode); a traceback appears only with --debug.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from . import console
+from .errors import DistrodebugError, ExitCode, UsageError
+
+app = typer.Typer(
+    name="distrodebug",
+    help="Debug distroless containers on Docker and Kubernetes without a shell in the image.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+toolbox_app = typer.Typer(help="Build or inspect the default debug image.", no_args_is_help=True)
+app.add_typer(toolbox_app, name="toolbox")
+
+ImageOpt = Annotated[
+    str | None,
+    typer.Option("--image", help="Debug image (default: DISTRODEBUG_IMAGE, config file, built-in)."),
+]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", "-u", help="Run the sidecar as this user (uid[:gid]).")
+]
+CapOpt = Annotated[
+    list[str] | None, typer.Option("--cap-add", help="Add a Linux capability (repeatable).")
+]
+PrivOpt = Annotated[bool, typer.Option("--privileged", help="Run the sidecar privileged.")]
+ContainerOpt = Annotated[
+    str | None, typer.Option("--container", "-c", help="Kubernetes: the container to debug.")
+]
+NamespaceOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Kubernetes namespace.")]
+ImageTargetOpt = Annotated[
+    str | None,
+    typer.Option("--image-target", help="Explore this image's filesystem without running it."),
+]
+
+
+def _runtime(target: Any) -> Any:
+    if target.runtime == "kubernetes":
+        raise UsageError(
+            f"Kubernetes targets such as '{target}' are not supported by this version yet.",
+            "Debug a Docker container by name or ID.",
+        )
+    from .runtimes.docker import DockerRuntime
+
+    return DockerRuntime()
+
+
+class _UI:
+    def notice(self, text: str) -> None:
+        console.notice(text)
+
+
+def _resolve(target: str | None, image_target: str | None, container: str | None,
+             namespace: str | None) -> Any:
+    from .target import parse_image, parse_target
+
+    if image_target and target:
+        raise UsageError(
+            f"Give either a target ('{target}') or --image-target, not both.",
+            "Use --image-target IMAGE alone to explore an image.",
+        )
+    if image_target:
+        return parse_image(image_target)
+    if not target:
+        raise UsageError("No target was given.", "Example: 'distrodebug shell web'.")
+    return parse_target(target, container=container, namespace=namespace)
+
+
+def _session(target: Any, command: tuple[str, ...] | None, image: str | None, user: str | None,
+             cap_add: list[str] | None, privileged: bool, stdin: bool | None) -> int:
+    from . import session
+    from .settings import load_settings
+
+    request = session.SessionRequest(
+        target=target, command=command, user=user, cap_add=tuple(cap_add or ()),
+        privileged=privileged, stdin=stdin,
+    )
+    result = session.run(request, _runtime(target), load_settings(image), _UI())
+    for note in result.notes:
+        console.notice(f"distrodebug: {note}")
+    return result.exit_code
+
+
+@app.command()
+def shell(
+    target: Annotated[str | None, typer.Argument(help="Container name or ID, docker://NAME.")] = None,
+    image_target: ImageTargetOpt = None,
+    image: ImageOpt = None,
+    user: UserOpt = None,
+    cap_add: CapOpt = None,
+    privileged: PrivOpt = False,
+    container: ContainerOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Open an interactive shell beside the target, in its root view, with debug tools on PATH."""
+    resolved = _resolve(target, image_target, container, namespace)
+    raise typer.Exit(_session(resolved, None, image, user, cap_add, privileged, True))
+
+
+@app.command(
+    name="exec",
+    context_settings={"allow_interspersed_args": False},
+)
+def exec_(
+    target: Annotated[str, typer.Argument(help="Container name or ID (or --image-target).")],
+    command: Annotated[list[str] | None, typer.Argument(help="The command after --.")] = None,
+    image_target: ImageTargetOpt = None,
+    image: ImageOpt = None,
+    user: UserOpt = None,
+    cap_add: CapOpt = None,
+    privileged: PrivOpt = False,
+    stdin: Annotated[
+        bool | None,
+        typer.Option("--stdin/--no-stdin", "-i", help="Forward stdin (default: when piped)."),
+    ] = None,
+    container: ContainerOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Run one command beside the target without a TTY; its exit status becomes ours."""
+    words = list(command or [])
+    if words[:1] == ["--"]:
+        words.pop(0)
+    if image_target:
+        # With --image-target the first positional word already belongs to the command.
+        words.insert(0, target)
+        resolved = _resolve(None, image_target, container, namespace)
+    else:
+        resolved = _resolve(target, None, container, namespace)
+    if not words:
+        raise UsageError("No command was given.", "Example: 'distrodebug exec web -- ps'.")
+    raise typer.Exit(_session(resolved, tuple(words), image, user, cap_add, privileged, stdin))
+
+
+@app.command()
+def demo(
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Open a shell in the demo app instead.")
+    ] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the demo app running.")] = False,
+    image: ImageOpt = None,
+) -> None:
+    """Start a distroless demo app, look inside it through the sidecar, and clean up."""
+    from . import demo as demo_core
+    from .settings import load_settings
+
+    code = demo_core.run(load_settings(image), _UI(), interactive=interactive, keep=keep)
+    raise typer.Exit(code)
+
+
+@app.command(name="sessions")
+def sessions(
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+) -> None:
+    """List live debug sessions and leftovers of crashed ones."""
+    from . import leftovers
+    from .runtimes.docker import DockerRuntime
+
+    items = leftovers.classify(DockerRuntime().list_ours())
+    if output == "json":
+        console.emit_json("sessions", {"items": [item.__dict__ for item in items]})
+        return
+    rows = [
+        (i.kind, i.name, i.target, i.session, i.created, "live" if i.alive else "leftover")
+        for i in items
+    ]
+    if not rows:
+        console.notice("No distrodebug sessions or leftovers.")
+        return
+    console.table("distrodebug objects", ["KIND", "NAME", "TARGET", "SESSION", "CREATED", "STATUS"],
+                  rows)
+
+
+app.command(name="ps", help="Same as 'sessions'.")(sessions)
+
+
+@app.command()
+def cleanup(
+    all_: Annotated[bool, typer.Option("--all", help="Also remove live sessions' objects.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Remove containers, snapshot images and volumes left behind by crashed sessions."""
+    from . import leftovers
+    from .runtimes.docker import DockerRuntime
+
+    runtime = DockerRuntime()
+    doomed = leftovers.removable(leftovers.classify(runtime.list_ours()), all_)
+    for item in doomed:
+        console.notice(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name}")
+    if not dry_run:
+        runtime.remove_objects([(item.kind, item.id) for item in doomed])
+    if not doomed:
+        console.notice("Nothing to clean up.")
+
+
+@toolbox_app.command("build")
+def toolbox_build(
+    tag: Annotated[str | None, typer.Option("--tag", help="Image reference to create.")] = None,
+) -> None:
+    """Build the default busybox toolbox offline from this machine's static busybox."""
+    from . import images
+    from .runtimes.docker import DockerRuntime
+
+    runtime = DockerRuntime()
+    ref = tag or images.TOOLBOX_REF
+    console.notice(f"building {ref} from a static busybox ...")
+    image_id = images.build_toolbox(runtime.import_image, ref)
+    console.notice(f"built {ref} ({image_id[:19]})")
+
+
+@app.command()
+def version() -> None:
+    """Print distrodebug's version."""
+    from . import __version__
+
+    sys.stdout.write(f"distrodebug {__version__}\n")
+
+
+def _fail(code: int, paragraph: str) -> NoReturn:
+    console.error(paragraph)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point for `distrodebug` and `kubectl-distrodebug`."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    ours = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in ours
+    if debug:
+        args.remove("--debug")
+    prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
+    try:
+        code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        _fail(ExitCode.INTERRUPTED, "Interrupted.")
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(ExitCode.USAGE) from None
+    except DistrodebugError as exc:
+        if debug:
+            raise
+        _fail(exc.exit_code, exc.paragraph())
+    except KeyboardInterrupt:
+        _fail(ExitCode.INTERRUPTED, "Interrupted; nothing was left behind.")
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -1,0 +1,99 @@
+"""Output: stdout for data, stderr for everything else. The only module that imports rich.
+
+rich is imported lazily so that `exec` and `--help` do not pay for it unless they draw a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+JSON_VERSION = 1
+
+
+def notice(text: str) -> None:
+    """One plain line on stderr; no markup is interpreted, file names may contain brackets."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def error(paragraph: str) -> None:
+    """An error as one paragraph on stderr."""
+    prefix = "distrodebug: error: "
+    sys.stderr.write(prefix + paragraph + "\n")
+    sys.stderr.flush()
+
+
+def emit_json(kind: str, data: Any) -> None:
+    """A versioned JSON document on stdout, for scripts."""
+    sys.stdout.write(json.dumps({"version": JSON_VERSION, "kind": kind, **data}, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A table of data on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console(highlight=False, soft_wrap=False)
+    grid = Table(title=title, title_justify="left", show_edge=False, box=None, pad_edge=False)
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*(_plain(cell) for cell in row))
+    out.print(grid)
+
+
+def _plain(value: object) -> Any:
+    from rich.text import Text
+
+    return Text("" if value is None else str(value))
+
+
+def heading(text: str) -> None:
+    """A section heading on stdout (the demo's steps)."""
+    from rich.console import Console
+
+    Console(highlight=False).print(f"\n[bold cyan]== {text}[/]")
+
+
+def write_out(data: bytes) -> None:
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), data)
+
+
+@contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[Any]:
+    """A transient progress bar on stderr with bytes and files; update(bytes=..., files=...)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[files]} files"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    with bar:
+        task = bar.add_task(label, total=total, files=0)
+
+        def update(done: int, files: int) -> None:
+            bar.update(task, completed=done, files=files)
+
+        yield update

@@ -1,0 +1,88 @@
+"""How much privilege a sidecar gets, and why: the least that lets it read the target.
+
+Pure functions of what we know about the target and what the user asked for. The reason string
+ends up in the banner, so an on-call engineer can see why the sidecar was given what it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .runtimes.base import TargetInfo
+
+#: "chroot": the session runs inside the target's root with the sidecar's tools on PATH.
+#: "proc": the session stays in the sidecar; the target's root is at /proc/<pid>/root.
+View = Literal["chroot", "proc"]
+
+
+@dataclass(frozen=True)
+class Privileges:
+    user: str
+    cap_add: tuple[str, ...]
+    privileged: bool
+    view: View
+    reason: str
+
+    def describe(self) -> str:
+        """A few words for the banner: 'root +SYS_PTRACE', 'uid 65532', 'privileged'."""
+        if self.privileged:
+            return "privileged"
+        who = "root" if self.user in ("0", "root", "0:0") else f"user {self.user}"
+        caps = "".join(f" +{cap}" for cap in self.cap_add)
+        return f"{who}{caps}"
+
+
+def _normal_caps(caps: tuple[str, ...]) -> tuple[str, ...]:
+    seen: list[str] = []
+    for cap in caps:
+        name = cap.upper().removeprefix("CAP_")
+        if name and name not in seen:
+            seen.append(name)
+    return tuple(seen)
+
+
+def _is_root(user: str) -> bool:
+    return user.split(":", 1)[0] in ("0", "root")
+
+
+def choose_docker(
+    info: TargetInfo,
+    *,
+    user: str | None = None,
+    cap_add: tuple[str, ...] = (),
+    privileged: bool = False,
+) -> Privileges:
+    """Pick the sidecar's user and capabilities for a Docker target."""
+    extra = _normal_caps(cap_add)
+    if privileged:
+        return Privileges("0", extra, True, "chroot", "--privileged was asked for")
+    if user is not None:
+        view: View = "chroot" if _is_root(user) else "proc"
+        why = f"--user {user} was asked for"
+        if view == "proc":
+            why += "; a non-root sidecar cannot chroot, so the target's root is under /proc"
+        return Privileges(user, extra, False, view, why)
+    if info.runs_as_root:
+        return Privileges(
+            "0", extra, False, "chroot", "the target runs as root; Docker's default capabilities suffice"
+        )
+    caps = _normal_caps(("SYS_PTRACE", *extra))
+    return Privileges(
+        "0",
+        caps,
+        False,
+        "chroot",
+        f"the target runs as user {info.user}: added SYS_PTRACE so the sidecar may read its root "
+        f"(--user {info.user.split(':', 1)[0]} avoids it but cannot chroot)",
+    )
+
+
+def choose_copy(*, user: str | None = None, cap_add: tuple[str, ...] = ()) -> Privileges:
+    """Privileges inside a throwaway copy (stopped container or plain image): root, no extras.
+
+    The copy is ours, so root reads everything in it without added capabilities.
+    """
+    if user is not None:
+        return Privileges(user, _normal_caps(cap_add), False, "chroot", f"--user {user} was asked for")
+    return Privileges("0", _normal_caps(cap_add), False, "chroot", "root inside a throwaway copy")

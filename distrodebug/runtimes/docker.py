@@ -1,0 +1,496 @@
+"""The Docker engine runtime: the only module that imports the docker SDK.
+
+Every SDK exception is translated here into one of our errors. The container spec is a pure
+function (:func:`container_kwargs`) so it can be checked without an engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from .. import settings
+from ..errors import (
+    AmbiguousTarget,
+    DistrodebugError,
+    EngineGone,
+    EngineUnreachable,
+    ImageUnavailable,
+    NoSuchTarget,
+    PermissionDenied,
+    SidecarFailed,
+)
+from ..target import Target
+from .base import STDERR, STDOUT, ImageInfo, SidecarSpec, TargetInfo
+
+#: The oldest API with everything we use; pinning it saves a version round trip per command.
+API_VERSION = "1.41"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _endpoint_from_env() -> tuple[str, Any]:
+    """DOCKER_HOST if set, else the docker CLI's current context, else the default socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], None
+    try:
+        from docker.context import ContextAPI
+
+        ctx = ContextAPI.get_current_context()
+        if ctx is not None and ctx.Host:
+            return str(ctx.Host), ctx.TLSConfig
+    except Exception:  # a broken CLI config must not stop us; fall back like the CLI does
+        pass
+    return "unix:///var/run/docker.sock", None
+
+
+@contextlib.contextmanager
+def translate(endpoint: str, what: str = "") -> Iterator[None]:
+    """Turn SDK and transport exceptions into our errors, each with the next step to take."""
+    try:
+        yield
+    except DistrodebugError:
+        raise
+    except docker.errors.NotFound as exc:
+        raise NoSuchTarget(f"{what or 'The object'} was not found on {endpoint}: {_explain(exc)}.",
+                           "Run 'docker ps -a' to see the containers there.") from None
+    except docker.errors.APIError as exc:
+        text = _explain(exc)
+        if "multiple IDs found" in text:
+            raise AmbiguousTarget(f"{what} is ambiguous: {text}.", "Type more of the ID.") from None
+        raise SidecarFailed(f"The Docker engine refused {what or 'a request'}: {text}.",
+                            "Check the engine's log ('journalctl -u docker') if this persists.") from None
+    except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as exc:
+        text = str(exc)
+        if "Permission denied" in text or isinstance(exc, PermissionError):
+            raise PermissionDenied(
+                f"Permission denied on the Docker socket at {endpoint}.",
+                "Run as a member of the 'docker' group (sudo usermod -aG docker $USER, then log in "
+                "again) or with sudo.",
+            ) from None
+        raise EngineUnreachable(
+            f"No Docker engine answers at {endpoint}.",
+            "Start it ('sudo systemctl start docker' or 'sudo dockerd &'), or point DOCKER_HOST "
+            "or 'docker context use' at a running engine.",
+        ) from None
+
+
+def _explain(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip().rstrip(".")
+
+
+class DockerStream:
+    """The hijacked attach socket; demultiplexes Docker's 8-byte frame headers when no TTY."""
+
+    def __init__(self, sock: Any, tty: bool) -> None:
+        self._sock = sock
+        self._tty = tty
+        self._buffer = b""
+        sock.settimeout(None)
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def send(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def pending(self) -> bool:
+        # An SSL socket may hold decrypted bytes that select() cannot see.
+        return bool(getattr(self._sock, "pending", lambda: 0)())
+
+    def recv(self) -> list[tuple[int, bytes]]:
+        try:
+            data = self._sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            return []
+        if self._tty:
+            return [(STDOUT, data)]
+        self._buffer += data
+        frames: list[tuple[int, bytes]] = []
+        while len(self._buffer) >= 8:
+            channel, size = struct.unpack(">BxxxL", self._buffer[:8])
+            if len(self._buffer) < 8 + size:
+                break
+            frames.append((STDERR if channel == 2 else STDOUT, self._buffer[8 : 8 + size]))
+            self._buffer = self._buffer[8 + size :]
+        # An empty list would read as end of stream; a partial frame is not the end.
+        return frames or [(STDOUT, b"")]
+
+    def close_write(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+class DockerSidecar:
+    """A started sidecar container and whatever else was created for it."""
+
+    def __init__(self, runtime: DockerRuntime, container_id: str, name: str) -> None:
+        self._runtime = runtime
+        self.id = container_id
+        self.name = name
+        self.stream: DockerStream | None = None
+        #: Extra objects to remove with the sidecar: ("image", id) or ("volume", name).
+        self.extras: list[tuple[str, str]] = []
+
+    def resize(self, rows: int, cols: int) -> None:
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            self._runtime.api.resize(self.id, height=rows, width=cols)
+
+    def wait(self) -> int:
+        with translate(self._runtime.endpoint, "waiting for the sidecar"):
+            try:
+                result = self._runtime.api.wait(self.id, timeout=60)
+            except requests.exceptions.ConnectionError:
+                raise EngineGone(
+                    f"The Docker engine at {self._runtime.endpoint} stopped answering.",
+                    "When it is back, run 'distrodebug cleanup' to remove what this session left.",
+                ) from None
+        return int(result.get("StatusCode", 125))
+
+    def remove(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self._runtime.remove_objects([("container", self.id), *self.extras])
+
+
+def container_kwargs(spec: SidecarSpec, name: str, base_image: str | None = None) -> dict[str, Any]:
+    """The create_container arguments for a sidecar; pure."""
+    host: dict[str, Any] = {
+        "log_config": {"Type": "none", "Config": {}},
+        "cap_add": list(spec.cap_add) or None,
+        "privileged": spec.privileged,
+    }
+    if spec.mode == "join":
+        joined = f"container:{spec.target_id}"
+        host.update(pid_mode=joined, network_mode=joined)
+        if spec.join_ipc:
+            host["ipc_mode"] = joined
+    else:
+        # A throwaway copy of a stopped target or an image: no network, its volumes read-only.
+        host["network_mode"] = "none"
+        host["binds"] = {f"{name}-tools": {"bind": spec.tools_mount, "mode": "ro"}}
+        if spec.mode == "snapshot":
+            host["volumes_from"] = [f"{spec.target_id}:ro"]
+    return {
+        "image": base_image or spec.image,
+        "name": name,
+        "entrypoint": list(spec.argv[:1]),
+        "command": list(spec.argv[1:]),
+        "environment": dict(spec.env),
+        "user": spec.user or "",
+        "labels": dict(spec.labels),
+        "tty": spec.tty,
+        # Not detached: Docker then attaches stdout/stderr, and stdin (once) when it is open.
+        "detach": False,
+        "stdin_open": spec.stdin,
+        "host_config": host,
+    }
+
+
+class DockerRuntime:
+    """The Docker engine the docker CLI would talk to."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        base_url, tls = (endpoint, None) if endpoint else _endpoint_from_env()
+        self.endpoint = base_url
+        with translate(base_url):
+            kwargs: dict[str, Any] = {"base_url": base_url, "version": API_VERSION, "timeout": 60}
+            if tls is not None:
+                kwargs["tls"] = tls
+            elif os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+                return self._init_from_env()
+            self.api = docker.APIClient(**kwargs)
+
+    def _init_from_env(self) -> None:
+        self.api = docker.from_env(version=API_VERSION).api
+
+    # -- targets -------------------------------------------------------------------------------
+    def inspect(self, target: Target) -> TargetInfo:
+        if target.kind == "image":
+            return self._inspect_image_target(target.name)
+        with translate(self.endpoint, f"container '{target.name}'"):
+            try:
+                data = self.api.inspect_container(target.name)
+            except docker.errors.NotFound:
+                raise self._not_found(target.name) from None
+            except docker.errors.APIError as exc:
+                if "multiple IDs" in _explain(exc) or exc.status_code == 400:
+                    raise self._ambiguous(target.name) from None
+                raise
+        return info_from_inspect(data)
+
+    def _not_found(self, name: str) -> DistrodebugError:
+        return NoSuchTarget(
+            f"No container named or with ID '{name}' exists on the Docker engine at {self.endpoint}.",
+            "Run 'docker ps -a' to see the containers there; to explore an image instead, use "
+            f"'distrodebug shell --image-target {name}'.",
+        )
+
+    def _ambiguous(self, prefix: str) -> DistrodebugError:
+        matches = [
+            f"{c['Id'][:12]} ({c['Names'][0].lstrip('/')})"
+            for c in self.api.containers(all=True)
+            if c["Id"].startswith(prefix)
+        ]
+        return AmbiguousTarget(
+            f"The ID prefix '{prefix}' matches {len(matches)} containers: {', '.join(matches)}.",
+            "Type more of the ID, or use the container's name.",
+        )
+
+    def _inspect_image_target(self, ref: str) -> TargetInfo:
+        image = self.ensure_image(ref, lambda _: None, purpose="target image")
+        with translate(self.endpoint, f"image '{ref}'"):
+            data = self.api.inspect_image(image.id)
+        config = data.get("Config") or {}
+        return TargetInfo(
+            id=data["Id"],
+            name=ref,
+            image=ref,
+            image_id=data["Id"],
+            status="image",
+            user=config.get("User") or "",
+            workdir=config.get("WorkingDir") or "/",
+            path=_path_of(config.get("Env")),
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            cmd=tuple(config.get("Cmd") or ()),
+            labels=config.get("Labels") or {},
+            repo_digests=tuple(data.get("RepoDigests") or ()),
+            raw=data,
+        )
+
+    def target_state(self, info: TargetInfo) -> str:
+        try:
+            return str(self.api.inspect_container(info.id)["State"]["Status"])
+        except docker.errors.NotFound:
+            return "removed"
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return "unknown"
+
+    # -- images --------------------------------------------------------------------------------
+    def ensure_image(
+        self, ref: str, notice: Callable[[str], None], purpose: str = "debug image"
+    ) -> ImageInfo:
+        with translate(self.endpoint, f"{purpose} '{ref}'"):
+            try:
+                data = self.api.inspect_image(ref)
+            except docker.errors.NotFound:
+                notice(f"pulling {purpose} {ref} ...")
+                data = self._pull(ref, purpose)
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        return ImageInfo(ref=ref, id=data["Id"], labels=labels)
+
+    def _pull(self, ref: str, purpose: str) -> dict[str, Any]:
+        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        try:
+            for _ in self.api.pull(repo, tag=tag or None, stream=True, decode=True):
+                pass
+            return dict(self.api.inspect_image(ref))
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            hint = (
+                "Build the default toolbox offline with 'distrodebug toolbox build', or load one "
+                "with 'docker load -i busybox.tar', or choose another with --image or "
+                "DISTRODEBUG_IMAGE."
+                if purpose == "debug image"
+                else "Check the name with 'docker images', or load the image with 'docker load'."
+            )
+            raise ImageUnavailable(
+                f"The {purpose} '{ref}' is not on the engine at {self.endpoint} and cannot be "
+                f"pulled: {_explain(exc)}.",
+                hint,
+            ) from None
+
+    def import_image(self, tar_path: str | os.PathLike[str], ref: str, changes: list[str]) -> str:
+        """Import a root filesystem tar as an image (the offline builders use this)."""
+        repo, _, tag = ref.rpartition(":")
+        with translate(self.endpoint, f"importing {ref}"):
+            self.api.import_image_from_file(str(tar_path), repository=repo, tag=tag, changes=changes)
+            return str(self.api.inspect_image(ref)["Id"])
+
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        try:
+            return dict((self.api.inspect_image(ref).get("Config") or {}).get("Labels") or {})
+        except docker.errors.NotFound:
+            return None
+
+    # -- sidecars ------------------------------------------------------------------------------
+    def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
+        name = f"distrodebug-{spec.labels[settings.LABEL_SESSION]}"
+        sidecar = DockerSidecar(self, "", name)
+        try:
+            with translate(self.endpoint, "starting the sidecar"):
+                base = None
+                if spec.mode != "join":
+                    base = self._prepare_copy(spec, info, sidecar)
+                kwargs = container_kwargs(spec, name, base)
+                kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
+                created = self.api.create_container(**kwargs)
+                sidecar.id = created["Id"]
+                sock = self.api.attach_socket(
+                    sidecar.id,
+                    params={"stdin": int(spec.stdin), "stdout": 1, "stderr": 1, "stream": 1,
+                            "detachKeys": settings.DETACH_KEYS},
+                )
+                sidecar.stream = DockerStream(getattr(sock, "_sock", sock), spec.tty)
+                try:
+                    self.api.start(sidecar.id)
+                except docker.errors.APIError as exc:
+                    raise self._start_failed(exc, info) from None
+        except BaseException:
+            sidecar.remove()
+            raise
+        return sidecar
+
+    def _start_failed(self, exc: docker.errors.APIError, info: TargetInfo) -> DistrodebugError:
+        text = _explain(exc)
+        if "is restarting" in text or "is not running" in text or "is paused" in text:
+            return SidecarFailed(
+                f"Could not join '{info.name}': {text}.",
+                "Run the command again: distrodebug then works on a snapshot of the stopped target.",
+            )
+        return SidecarFailed(
+            f"The debug sidecar did not start: {text}.",
+            "Check that the debug image has /bin/sh (see --image), and the engine's log.",
+        )
+
+    def _prepare_copy(self, spec: SidecarSpec, info: TargetInfo, sidecar: DockerSidecar) -> str:
+        """Snapshot the stopped target (or use the image) and fill a tools volume."""
+        labels = dict(spec.labels)
+        volume = f"{sidecar.name}-tools"
+        self.api.create_volume(name=volume, labels=labels)
+        sidecar.extras.append(("volume", volume))
+        # An empty named volume mounted over an image directory is filled from it at start.
+        filler = self.api.create_container(
+            spec.image, entrypoint=["/bin/true"], command=[], labels=labels,
+            host_config=self.api.create_host_config(binds={volume: {"bind": "/bin", "mode": "rw"}},
+                                                    network_mode="none"),
+        )
+        try:
+            self.api.start(filler["Id"])
+            self.api.wait(filler["Id"], timeout=60)
+        finally:
+            self.api.remove_container(filler["Id"], force=True)
+        if spec.mode == "image":
+            return info.image_id
+        repo = f"distrodebug-snapshot-{spec.labels[settings.LABEL_SESSION]}"
+        image = self.api.commit(info.id, repository=repo, tag="latest", conf={"Labels": labels},
+                                pause=False)
+        sidecar.extras.append(("image", image["Id"]))
+        return str(image["Id"])
+
+    def remove_objects(self, objects: list[tuple[str, str]]) -> None:
+        """Remove containers, images and volumes; missing ones are fine."""
+        for kind, ident in objects:
+            if not ident:
+                continue
+            with contextlib.suppress(docker.errors.NotFound):
+                try:
+                    if kind == "container":
+                        self.api.remove_container(ident, force=True, v=True)
+                    elif kind == "image":
+                        self.api.remove_image(ident, force=True, noprune=False)
+                    elif kind == "volume":
+                        self.api.remove_volume(ident, force=True)
+                except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                    raise EngineGone(
+                        f"Could not remove the {kind} {ident[:19]}: {_explain(exc)}.",
+                        "Run 'distrodebug cleanup' once the engine answers again.",
+                    ) from None
+
+    # -- our leftovers -------------------------------------------------------------------------
+    def list_ours(self) -> list[dict[str, Any]]:
+        """Every container, image and volume carrying our tool label."""
+        tool = f"{settings.LABEL_TOOL}={settings.TOOL}"
+        found: list[dict[str, Any]] = []
+        with translate(self.endpoint, "listing our containers"):
+            for c in self.api.containers(all=True, filters={"label": tool}):
+                found.append({"kind": "container", "id": c["Id"], "name": c["Names"][0].lstrip("/"),
+                              "state": c["State"], "labels": c.get("Labels") or {}})
+            for i in self.api.images(filters={"label": tool}):
+                found.append({"kind": "image", "id": i["Id"], "name": (i.get("RepoTags") or ["-"])[0],
+                              "state": "", "labels": i.get("Labels") or {}})
+            for v in (self.api.volumes(filters={"label": tool}) or {}).get("Volumes") or []:
+                found.append({"kind": "volume", "id": v["Name"], "name": v["Name"], "state": "",
+                              "labels": v.get("Labels") or {}})
+        return found
+
+    def run_container(self, image: str, *, name: str, labels: Mapping[str, str],
+                      user: str | None = None, read_only: bool = False) -> str:
+        """Start a detached container (the demo app) and return its ID."""
+        with translate(self.endpoint, f"starting {name}"):
+            created = self.api.create_container(
+                image, name=name, labels=dict(labels), user=user or "",
+                host_config=self.api.create_host_config(read_only=read_only),
+            )
+            self.api.start(created["Id"])
+            return str(created["Id"])
+
+    def changes(self, container_id: str) -> list[str]:
+        """'docker diff' as lines like 'A /tmp/x'; the engine answers None for no change."""
+        kinds = {0: "C", 1: "A", 2: "D"}
+        with translate(self.endpoint, "reading the container's changes"):
+            found = self.api.diff(container_id) or []
+        return [f"{kinds.get(item['Kind'], '?')} {item['Path']}" for item in found]
+
+    def wait_listening(self, container_id: str, seconds: float) -> bool:
+        """True once the container has a process; the demo uses it before showing sockets."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            state = self.api.inspect_container(container_id)["State"]
+            if state.get("Running") and state.get("Pid"):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _path_of(env: list[str] | None) -> str:
+    for item in env or ():
+        if item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH
+
+
+def info_from_inspect(data: Mapping[str, Any]) -> TargetInfo:
+    """TargetInfo from 'docker inspect' data; pure."""
+    config = data.get("Config") or {}
+    host = data.get("HostConfig") or {}
+    state = data.get("State") or {}
+    status = str(state.get("Status") or "unknown")
+    if state.get("Restarting"):
+        status = "restarting"
+    pid = 1
+    if host.get("PidMode") == "host":
+        pid = int(state.get("Pid") or 1)
+    return TargetInfo(
+        id=str(data["Id"]),
+        name=str(data.get("Name", "")).lstrip("/") or str(data["Id"])[:12],
+        image=str(config.get("Image") or ""),
+        image_id=str(data.get("Image") or ""),
+        status=status,
+        user=str(config.get("User") or ""),
+        read_only=bool(host.get("ReadonlyRootfs")),
+        ipc_shareable=host.get("IpcMode") == "shareable",
+        pid=pid,
+        workdir=str(config.get("WorkingDir") or "/"),
+        path=_path_of(config.get("Env")),
+        entrypoint=tuple(config.get("Entrypoint") or ()),
+        cmd=tuple(config.get("Cmd") or ()),
+        labels=dict(config.get("Labels") or {}),
+        raw=data,
+    )

@@ -1,0 +1,255 @@
+"""The debug flow, written once for every runtime.
+
+inspect -> check -> choose privileges -> ensure image -> start sidecar -> attach or run -> clean up
+
+The core never prints: it reports through the ``UI`` it is given and returns a SessionResult.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from . import profiles, sidecar, terminal
+from .errors import (
+    DistrodebugError,
+    Interrupted,
+    SidecarFailed,
+    TargetNotDebuggable,
+    UsageError,
+)
+from .profiles import Privileges
+from .runtimes.base import Mode, Runtime, Sidecar, TargetInfo
+from .settings import LABEL_REAPER, Settings
+from .target import Target
+
+
+class UI(Protocol):
+    def notice(self, text: str) -> None:
+        """One line for the user on stderr."""
+        ...
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """The process's standard streams, injectable so tests can run the flow in-process."""
+
+    stdin_fd: int = 0
+    stdout_fd: int = 1
+    stderr_fd: int = 2
+
+    def stdin_is_tty(self) -> bool:
+        return os.isatty(self.stdin_fd)
+
+    def stdin_has_data(self) -> bool:
+        """True when stdin is a pipe, file or socket (not a terminal, not /dev/null)."""
+        try:
+            mode = os.fstat(self.stdin_fd).st_mode
+        except OSError:
+            return False
+        import stat
+
+        return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    target: Target
+    #: None opens an interactive shell; otherwise the command to run without a TTY.
+    command: tuple[str, ...] | None = None
+    user: str | None = None
+    cap_add: tuple[str, ...] = ()
+    privileged: bool = False
+    #: For exec: forward our stdin. None means "when stdin is a pipe or a file".
+    stdin: bool | None = None
+
+
+@dataclass
+class SessionResult:
+    exit_code: int
+    info: TargetInfo
+    mode: Mode
+    privileges: Privileges
+    sidecar_name: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(4)
+
+
+def owner_label() -> str:
+    """host:pid of this process, so 'cleanup' can tell a live session from a crashed one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def choose_mode(info: TargetInfo) -> Mode:
+    """Join a running target; copy a stopped one; refuse states that cannot be debugged."""
+    if info.status == "image":
+        return "image"
+    if info.status == "running":
+        return "join"
+    if info.status == "paused":
+        raise TargetNotDebuggable(
+            f"'{info.name}' is paused, so its processes cannot be inspected.",
+            f"Unpause it with 'docker unpause {info.name}' and run the command again.",
+        )
+    if info.status in ("exited", "created", "restarting"):
+        return "snapshot"
+    raise TargetNotDebuggable(
+        f"'{info.name}' is in state '{info.status}' and cannot be debugged.",
+        "Remove it and start it again, or debug its image with --image-target.",
+    )
+
+
+def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str) -> str:
+    """The one line that tells the user what they are looking at."""
+    head = f"distrodebug: {info.name}"
+    if mode == "image":
+        head += " (image, entrypoint not run)"
+    else:
+        head += f" ({info.image or info.image_id[:19]}, {info.status})"
+    side = f"sidecar {image} as {priv.describe()}: {priv.reason}"
+    if mode == "join":
+        where = (
+            "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
+            if priv.view == "chroot"
+            else f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
+        )
+    elif mode == "snapshot":
+        where = (
+            "this is a throwaway copy of its last filesystem (volumes read-only, no network); "
+            "changes are discarded on exit"
+        )
+    else:
+        where = "a throwaway container of the image (no network); changes are discarded on exit"
+    return f"{head} · {side} · {where}"
+
+
+def _labels(session_id: str, info: TargetInfo) -> dict[str, str]:
+    return sidecar.session_labels(
+        session_id=session_id,
+        target=info.name,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        owner=owner_label(),
+    )
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Let cleanup finish even if the user presses Ctrl-C again or the terminal closes."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def run(
+    request: SessionRequest,
+    runtime: Runtime,
+    settings: Settings,
+    ui: UI,
+    term: Terminal | None = None,
+) -> SessionResult:
+    """Run one shell or exec session against the target and return its outcome."""
+    term = term or Terminal()
+    interactive = request.command is None
+    if interactive and not term.stdin_is_tty():
+        raise UsageError(
+            "'shell' needs a terminal on stdin, and stdin is not one.",
+            "Use 'distrodebug exec TARGET -- COMMAND' to run a command from a script or a pipe.",
+        )
+    info = runtime.inspect(request.target)
+    mode = choose_mode(info)
+    if mode == "join":
+        priv = profiles.choose_docker(
+            info, user=request.user, cap_add=request.cap_add, privileged=request.privileged
+        )
+    else:
+        priv = profiles.choose_copy(user=request.user, cap_add=request.cap_add)
+    image = runtime.ensure_image(settings.image, ui.notice)
+    forward_stdin = interactive or (
+        request.stdin if request.stdin is not None else term.stdin_has_data()
+    )
+    session_id = new_session_id()
+    spec = sidecar.build_spec(
+        info=info,
+        mode=mode,
+        image=image.ref,
+        privileges=priv,
+        command=request.command,
+        tty=interactive,
+        stdin=forward_stdin,
+        labels=_labels(session_id, info),
+        reaper=image.labels.get(LABEL_REAPER),
+        term=os.environ.get("TERM", "xterm") if interactive else None,
+    )
+    result = SessionResult(125, info, mode, priv)
+    started: Sidecar | None = None
+    try:
+        with terminal.hangup_signals():
+            started = runtime.start_sidecar(spec, info)
+            result.sidecar_name = started.name
+            if interactive:
+                ui.notice(banner(info, mode, priv, image.ref))
+                _interactive(started, term)
+            else:
+                assert started.stream is not None
+                terminal.pump(
+                    started.stream,
+                    stdin_fd=term.stdin_fd if forward_stdin else None,
+                    stdout_fd=term.stdout_fd,
+                    stderr_fd=term.stderr_fd,
+                )
+            result.exit_code = started.wait()
+    except KeyboardInterrupt:
+        raise Interrupted("Interrupted; the sidecar was removed.") from None
+    except terminal.Hangup as exc:
+        raise Interrupted(f"Received {exc}; the sidecar was removed.") from None
+    finally:
+        if started is not None:
+            with _signals_blocked():
+                started.remove()
+    if mode == "join" and runtime.target_state(info) != "running":
+        raise TargetNotDebuggable(
+            f"'{info.name}' stopped or was removed while the session ran, which ended the sidecar "
+            f"too (exit status {result.exit_code}).",
+            f"Run 'docker ps -a --filter name={info.name}' to see what happened to it; "
+            "'distrodebug shell' on a stopped container opens a copy of its last filesystem.",
+        )
+    if mode != "join" and interactive:
+        result.notes.append("the throwaway copy and everything changed in it were removed")
+    return result
+
+
+def _interactive(started: Sidecar, term: Terminal) -> None:
+    stream = started.stream
+    if stream is None:
+        raise SidecarFailed("The sidecar started without a terminal stream.", "Report this as a bug.")
+
+    def resize() -> None:
+        rows, cols = terminal.window_size(term.stdin_fd)
+        started.resize(rows, cols)
+
+    resize()
+    with terminal.resize_events() as resize_fd, terminal.raw_mode(term.stdin_fd):
+        terminal.pump(
+            stream,
+            stdin_fd=term.stdin_fd,
+            stdout_fd=term.stdout_fd,
+            stderr_fd=term.stderr_fd,
+            resize_fd=resize_fd,
+            on_resize=resize,
+        )
+
+
+__all__ = ["DistrodebugError", "SessionRequest", "SessionResult", "Terminal", "run"]

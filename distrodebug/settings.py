@@ -1,0 +1,90 @@
+"""Defaults, environment overrides and the user's config file, resolved in that order of weakness.
+
+Precedence, strongest first: command-line flag, environment variable, config file, built-in default.
+The config file is TOML at ``$DISTRODEBUG_CONFIG`` or ``$XDG_CONFIG_HOME/distrodebug/config.toml``
+(``~/.config/distrodebug/config.toml``)::
+
+    image = "registry.example.com/tools/busybox:1"   # debug image
+    timeout = 120                                      # seconds to wait for a sidecar or pod
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+DEFAULT_IMAGE = "distrodebug/busybox:1"
+DEFAULT_TIMEOUT = 120.0
+
+LABEL_TOOL = "io.distrodebug.tool"
+LABEL_SESSION = "io.distrodebug.session"
+LABEL_TARGET = "io.distrodebug.target"
+LABEL_CREATED = "io.distrodebug.created"
+LABEL_OWNER = "io.distrodebug.owner"
+LABEL_ROLE = "io.distrodebug.role"
+#: Set on an image that carries our subreaper; its value is the reaper's path in the image.
+LABEL_REAPER = "io.distrodebug.reaper"
+TOOL = "distrodebug"
+
+#: Docker's default detach keys (ctrl-p, ctrl-q) would swallow ^P; this sequence is rare in shells.
+DETACH_KEYS = "ctrl-],ctrl-]"
+
+
+@dataclass(frozen=True)
+class Settings:
+    image: str = DEFAULT_IMAGE
+    timeout: float = DEFAULT_TIMEOUT
+    #: Where the image setting came from, so the banner can say why this image was used.
+    image_source: str = "default"
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("DISTRODEBUG_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "distrodebug" / "config.toml"
+
+
+def load_settings(image_flag: str | None = None, timeout_flag: float | None = None) -> Settings:
+    """Resolve the settings for one command."""
+    config = _read_config(config_path())
+    image, source = DEFAULT_IMAGE, "default"
+    if isinstance(config.get("image"), str):
+        image, source = config["image"], f"config file {config_path()}"
+    if os.environ.get("DISTRODEBUG_IMAGE"):
+        image, source = os.environ["DISTRODEBUG_IMAGE"], "DISTRODEBUG_IMAGE"
+    if image_flag:
+        image, source = image_flag, "--image"
+    timeout = DEFAULT_TIMEOUT
+    if isinstance(config.get("timeout"), int | float):
+        timeout = float(config["timeout"])
+    if os.environ.get("DISTRODEBUG_TIMEOUT"):
+        timeout = _number(os.environ["DISTRODEBUG_TIMEOUT"], "DISTRODEBUG_TIMEOUT")
+    if timeout_flag is not None:
+        timeout = timeout_flag
+    return Settings(image=image, timeout=timeout, image_source=source)
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r} is not a number of seconds.", f"Set {name}=120.") from None
+
+
+def _read_config(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(
+            f"The config file {path} cannot be read: {exc}.",
+            "Fix or remove it, or point DISTRODEBUG_CONFIG at another file.",
+        ) from None

@@ -1,0 +1,143 @@
+"""What the sidecar runs: its entry script and the full SidecarSpec. Pure functions only.
+
+The join-mode script never writes into the target. It keeps one process P (the outer shell)
+outside the chroot, so after ``chroot /proc/<pid>/root`` the sidecar's own files stay reachable at
+``/proc/P/root`` and its tools go on PATH from there. The outer shell must not exec chroot in
+place (busybox ash does that for the last command of ``sh -c``), hence the ``rc=$?`` after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from . import settings
+from .profiles import Privileges
+from .runtimes.base import Mode, SidecarSpec, TargetInfo
+
+SHELL = "/bin/sh"
+
+# $1.. is the command to run; none means an interactive shell.
+_JOIN_SCRIPT = r"""
+P=$$
+T=/proc/$P/root
+R=/proc/$DD_PID/root
+TOOLS="$T/bin:$T/sbin:$T/usr/bin:$T/usr/sbin:$T/usr/local/bin:$T/usr/local/sbin"
+if [ "$DD_VIEW" = chroot ] && chroot "$R" "$T$DD_SH" -c : 2>/dev/null; then
+  export PATH="$TOOLS:$DD_TARGET_PATH" DISTRODEBUG_TOOLS="$T" DISTRODEBUG_ROOT=/
+  chroot "$R" "$T$DD_SH" -c 'eval "$DD_INNER"' distrodebug "$@"
+  rc=$?
+else
+  if [ "$DD_VIEW" = chroot ]; then
+    echo "distrodebug: cannot chroot into the target; its root is at $R" >&2
+  fi
+  export DISTRODEBUG_ROOT="$R" DISTRODEBUG_TOOLS=/
+  cd "$R$DD_WORKDIR" 2>/dev/null || cd "$R" 2>/dev/null || cd /
+  S=$DD_SH
+  unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
+  if [ $# -eq 0 ]; then "$S" -i; else "$@"; fi
+  rc=$?
+fi
+exit $rc
+"""
+
+# Runs inside the chroot; $DISTRODEBUG_TOOLS leads back to the sidecar's own files.
+_INNER_SCRIPT = r"""
+cd "$DD_WORKDIR" 2>/dev/null || cd /
+unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
+[ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/bin/sh" -i
+exec "$@"
+"""
+
+# The throwaway copy's root is the container's own root; the tools are mounted at $DD_TOOLS.
+_COPY_SCRIPT = r"""
+export PATH="$DD_TOOLS:$DD_TARGET_PATH" DISTRODEBUG_TOOLS="$DD_TOOLS" DISTRODEBUG_ROOT=/
+cd "$DD_WORKDIR" 2>/dev/null || cd /
+unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
+[ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/sh" -i
+exec "$@"
+"""
+
+
+# The scripts travel in the environment so that `ps` in the session shows one short line for us.
+_EVAL = 'eval "$DD_SCRIPT"'
+
+
+def prompt(name: str) -> str:
+    """PS1 for the interactive shell: says where the user is at a glance."""
+    return f"[distrodebug {name}] \\w \\$ "
+
+
+def entry_argv(
+    mode: Mode,
+    command: Sequence[str] | None,
+    *,
+    reaper: str | None,
+    tools_mount: str,
+) -> tuple[str, ...]:
+    """The sidecar's full argv: [reaper] shell -c SCRIPT distrodebug [command...]."""
+    if mode == "join":
+        head: tuple[str, ...] = (reaper,) if reaper else ()
+        argv = (*head, SHELL, "-c", _EVAL, "distrodebug")
+    else:
+        argv = (f"{tools_mount}/sh", "-c", _EVAL, "distrodebug")
+    return (*argv, *(command or ()))
+
+
+def build_spec(
+    *,
+    info: TargetInfo,
+    mode: Mode,
+    image: str,
+    privileges: Privileges,
+    command: Sequence[str] | None,
+    tty: bool,
+    stdin: bool,
+    labels: Mapping[str, str],
+    reaper: str | None,
+    term: str | None = None,
+    tools_mount: str = "/.distrodebug",
+) -> SidecarSpec:
+    """The SidecarSpec for one session."""
+    env = {
+        "DD_SCRIPT": _JOIN_SCRIPT if mode == "join" else _COPY_SCRIPT,
+        "DD_INNER": _INNER_SCRIPT,
+        "DD_PID": str(info.pid),
+        "DD_VIEW": privileges.view,
+        "DD_SH": SHELL,
+        "DD_TARGET_PATH": info.path,
+        "DD_WORKDIR": info.workdir or "/",
+        "DD_TOOLS": tools_mount,
+        "PS1": prompt(info.name),
+        "HOME": "/root" if privileges.user in ("0", "root") else "/tmp",
+    }
+    if term:
+        env["TERM"] = term
+    return SidecarSpec(
+        image=image,
+        argv=entry_argv(mode, command, reaper=reaper, tools_mount=tools_mount),
+        mode=mode,
+        target_id=info.id,
+        labels=dict(labels),
+        env=env,
+        user=privileges.user,
+        cap_add=privileges.cap_add,
+        privileged=privileges.privileged,
+        tty=tty,
+        stdin=stdin,
+        join_ipc=mode == "join" and info.ipc_shareable,
+        tools_mount=tools_mount,
+    )
+
+
+def session_labels(
+    *, session_id: str, target: str, created: str, owner: str, role: str = "sidecar"
+) -> dict[str, str]:
+    """Labels every object we create carries, so 'cleanup' and 'sessions' can find them."""
+    return {
+        settings.LABEL_TOOL: settings.TOOL,
+        settings.LABEL_SESSION: session_id,
+        settings.LABEL_TARGET: target,
+        settings.LABEL_CREATED: created,
+        settings.LABEL_OWNER: owner,
+        settings.LABEL_ROLE: role,
+    }
