@@ -31,7 +31,11 @@ _ALNUM = r"[a-z0-9]+"
 _SEP = r"(?:[._]|__|[-]+)"
 _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+# A first component is a registry only with a dot, a port or as localhost, as docker decides.
+_DOMAIN = (
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?"
+    rf"|{_DOMAIN_COMPONENT}:[0-9]+|localhost|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
+)
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _IMAGE_REF = re.compile(
@@ -105,6 +109,8 @@ def parse_target(
     for scheme in ("k8s://", "kubernetes://"):
         if text.startswith(scheme):
             return _parse_k8s_url(text[len(scheme) :], text, container)
+    if text.startswith("/"):
+        return _docker_container(text, text)
     if text.startswith("docker://"):
         return _docker_container(text[len("docker://") :], text)
     if "/" in text:

@@ -64,7 +64,7 @@ def translate(endpoint: str, what: str = "") -> Iterator[None]:
                            "Run 'docker ps -a' to see the containers there.") from None
     except docker.errors.APIError as exc:
         text = _explain(exc)
-        if "multiple IDs found" in text:
+        if "multiple ids found" in text.lower():
             raise AmbiguousTarget(f"{what} is ambiguous: {text}.", "Type more of the ID.") from None
         raise SidecarFailed(f"The Docker engine refused {what or 'a request'}: {text}.",
                             "Check the engine's log ('journalctl -u docker') if this persists.") from None
@@ -231,7 +231,7 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 raise self._not_found(target.name) from None
             except docker.errors.APIError as exc:
-                if "multiple IDs" in _explain(exc) or exc.status_code == 400:
+                if "multiple ids" in _explain(exc).lower():
                     raise self._ambiguous(target.name) from None
                 raise
         return info_from_inspect(data)
@@ -291,7 +291,7 @@ class DockerRuntime:
             try:
                 data = self.api.inspect_image(ref)
             except docker.errors.NotFound:
-                notice(f"pulling {purpose} {ref} ...")
+                notice(f"distrodebug: pulling {purpose} {ref} ...")
                 data = self._pull(ref, purpose)
         labels = (data.get("Config") or {}).get("Labels") or {}
         return ImageInfo(ref=ref, id=data["Id"], labels=labels)

@@ -1,0 +1,5 @@
+"""`python -m distrodebug` runs the CLI."""
+
+from distrodebug.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""Shared fixtures: the real engine, offline-built images, labelled targets, and a CLI runner.
+
+Engine-backed tests skip where no engine answers, and fail instead when
+DISTRODEBUG_REQUIRE_ENGINE=1 (CI sets it), so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.engine import require_engine
+from tests.fixtures.images import ensure_python_target, ensure_static_target, ensure_toolbox
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_LABEL = "io.distrodebug.test"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Any:
+    return require_engine()
+
+
+@pytest.fixture(scope="session")
+def toolbox(engine: Any) -> str:
+    return ensure_toolbox(engine)
+
+
+@pytest.fixture(scope="session")
+def static_image(engine: Any) -> str:
+    return ensure_static_target(engine, nonroot=False)
+
+
+@pytest.fixture(scope="session")
+def static_nonroot_image(engine: Any) -> str:
+    return ensure_static_target(engine, nonroot=True)
+
+
+@pytest.fixture(scope="session")
+def python_image(engine: Any) -> str:
+    return ensure_python_target(engine)
+
+
+@pytest.fixture
+def make_container(engine: Any) -> Iterator[Callable[..., Any]]:
+    """Start a labelled target container; every one is removed after the test."""
+    made: list[Any] = []
+
+    def make(image: str, *, start: bool = True, **kwargs: Any) -> Any:
+        labels = {TEST_LABEL: "1", **kwargs.pop("labels", {})}
+        name = kwargs.pop("name", f"ddtest-{uuid.uuid4().hex[:8]}")
+        container = engine.containers.create(image, name=name, labels=labels, **kwargs)
+        made.append(container)
+        if start:
+            container.start()
+            container.reload()
+        return container
+
+    yield make
+    for container in made:
+        try:
+            container.remove(force=True, v=True)
+        except Exception:
+            pass
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def dd(toolbox: str) -> Callable[..., Ran]:
+    """Run the real `distrodebug` CLI in a subprocess with the offline toolbox as debug image."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> Ran:
+        full_env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "distrodebug", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def ours(engine: Any, kind: str = "containers") -> list[Any]:
+    """Objects carrying distrodebug's tool label (sidecars, snapshots, volumes)."""
+    filters = {"label": "io.distrodebug.tool=distrodebug"}
+    if kind == "containers":
+        return list(engine.containers.list(all=True, filters=filters))
+    if kind == "images":
+        return list(engine.images.list(filters=filters))
+    return list(engine.volumes.list(filters=filters))
+
+
+@pytest.fixture
+def no_leftovers(engine: Any) -> Iterator[None]:
+    """Assert that the test left no sidecar, snapshot image or tools volume behind."""
+    before = {o.id for k in ("containers", "images", "volumes") for o in ours(engine, k)}
+    yield
+    after = {o.id for k in ("containers", "images", "volumes") for o in ours(engine, k)}
+    assert after <= before, f"left behind: {after - before}"
