@@ -8,6 +8,7 @@ root: the hardest ordinary case, where `docker exec -it app sh` has nothing to r
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 
 from . import images, session
@@ -22,7 +23,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("There is no shell in the app's image: /bin/sh is missing in its root",
      ("sh", "-c", "ls -l /bin/sh /usr/bin/python3.11 2>&1; true")),
     ("The app's processes, seen from the sidecar (shared PID namespace)",
-     ("ps", "-o", "pid,user,time,args")),
+     ("ps", "-o", "pid,user,rss,args")),
     ("Its listening sockets (shared network namespace)", ("netstat", "-ltn")),
     ("Its files, read in place: nothing is copied into the target", ("ls", "-l", "/app")),
     ("Ask the app itself over loopback", ("wget", "-qO-", "http://127.0.0.1:8080/")),
@@ -74,7 +75,7 @@ def run(settings: Settings, ui: session.UI, *, interactive: bool = False, keep: 
             result = session.run(session.SessionRequest(target=target), runtime, settings, ui)
             return result.exit_code
         for title, command in STEPS:
-            console.heading(f"{title}\n   $ {' '.join(command)}")
+            console.heading(f"{title}\n   $ {shlex.join(command)}")
             result = session.run(
                 session.SessionRequest(target=target, command=command, stdin=False),
                 runtime, settings, _Quiet(ui),

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make this machine ready for distrodebug: a running Docker engine, the tools the offline image
+# builders use (static busybox, gcc, apt-get download), and the package with its test extras.
+# Idempotent: a second run only checks. Debian/Ubuntu, as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+if [ "${DISTRODEBUG_WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# apt-get download (used to build the distroless demo image) needs package lists.
+if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  as_root apt-get update -qq
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd" >&2
+  as_root sh -c 'nohup dockerd >/var/log/dockerd-distrodebug.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd-distrodebug.log" >&2; exit 1; }
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -i "warning" || true
+python3 -c "import distrodebug, docker, pexpect" || { echo "setup: the package did not install" >&2; exit 1; }
