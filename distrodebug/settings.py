@@ -54,15 +54,17 @@ def load_settings(image_flag: str | None = None, timeout_flag: float | None = No
     """Resolve the settings for one command."""
     config = _read_config(config_path())
     image, source = DEFAULT_IMAGE, "default"
-    if isinstance(config.get("image"), str):
-        image, source = config["image"], f"config file {config_path()}"
+    configured = config.get("image")
+    if isinstance(configured, str):
+        image, source = configured, f"config file {config_path()}"
     if os.environ.get("DISTRODEBUG_IMAGE"):
         image, source = os.environ["DISTRODEBUG_IMAGE"], "DISTRODEBUG_IMAGE"
     if image_flag:
         image, source = image_flag, "--image"
     timeout = DEFAULT_TIMEOUT
-    if isinstance(config.get("timeout"), int | float):
-        timeout = float(config["timeout"])
+    configured_timeout = config.get("timeout")
+    if isinstance(configured_timeout, int | float):
+        timeout = float(configured_timeout)
     if os.environ.get("DISTRODEBUG_TIMEOUT"):
         timeout = _number(os.environ["DISTRODEBUG_TIMEOUT"], "DISTRODEBUG_TIMEOUT")
     if timeout_flag is not None:

@@ -98,7 +98,9 @@ class Stream(Protocol):
 class Sidecar(Protocol):
     id: str
     name: str
-    stream: Stream | None
+
+    @property
+    def stream(self) -> Stream | None: ...
 
     def resize(self, rows: int, cols: int) -> None: ...
 

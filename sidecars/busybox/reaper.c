@@ -1,0 +1,1 @@
+../../distrodebug/data/reaper.c
