@@ -8,27 +8,30 @@ The core never prints: it reports through the ``UI`` it is given and returns a S
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import os
 import secrets
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from . import profiles, sidecar, terminal
 from .errors import (
-    DistrodebugError,
     Interrupted,
     SidecarFailed,
     TargetNotDebuggable,
     UsageError,
 )
 from .profiles import Privileges
-from .runtimes.base import Mode, Runtime, Sidecar, TargetInfo
+from .runtimes.base import STDERR, Mode, Runtime, Sidecar, SidecarSpec, Stream, TargetInfo
 from .settings import LABEL_REAPER, Settings
 from .target import Target
+
+T = TypeVar("T")
 
 
 class UI(Protocol):
@@ -69,6 +72,8 @@ class SessionRequest:
     privileged: bool = False
     #: For exec: forward our stdin. None means "when stdin is a pipe or a file".
     stdin: bool | None = None
+    #: Run the command in the sidecar itself, not in the target's root (dump, cp).
+    outside_target: bool = False
 
 
 @dataclass
@@ -153,6 +158,85 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before the sidecar starts."""
+
+    info: TargetInfo
+    mode: Mode
+    privileges: Privileges
+    image: str
+    spec: SidecarSpec
+    forward_stdin: bool
+
+
+def plan(
+    request: SessionRequest,
+    runtime: Runtime,
+    settings: Settings,
+    ui: UI,
+    term: Terminal,
+) -> Plan:
+    """inspect -> check -> choose privileges -> ensure image -> build the spec."""
+    interactive = request.command is None
+    info = runtime.inspect(request.target)
+    mode = choose_mode(info)
+    if mode == "join":
+        priv = profiles.choose_docker(
+            info, user=request.user, cap_add=request.cap_add, privileged=request.privileged
+        )
+    else:
+        priv = profiles.choose_copy(user=request.user, cap_add=request.cap_add)
+    if request.outside_target:
+        priv = dataclasses.replace(priv, view="proc")
+    image = runtime.ensure_image(settings.image, ui.notice)
+    forward_stdin = interactive or (
+        request.stdin if request.stdin is not None else term.stdin_has_data()
+    )
+    spec = sidecar.build_spec(
+        info=info,
+        mode=mode,
+        image=image.ref,
+        privileges=priv,
+        command=request.command,
+        tty=interactive,
+        stdin=forward_stdin,
+        labels=_labels(new_session_id(), info),
+        reaper=image.labels.get(LABEL_REAPER),
+        term=os.environ.get("TERM", "xterm") if interactive else None,
+    )
+    return Plan(info, mode, priv, image.ref, spec, forward_stdin)
+
+
+@contextlib.contextmanager
+def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
+    """Start the sidecar; always remove it, whatever ends the block (signals included)."""
+    started: Sidecar | None = None
+    try:
+        with terminal.hangup_signals():
+            started = runtime.start_sidecar(chosen.spec, chosen.info)
+            yield started
+    except KeyboardInterrupt:
+        raise Interrupted("Interrupted; the sidecar was removed.") from None
+    except terminal.Hangup as exc:
+        raise Interrupted(f"Received {exc}; the sidecar was removed.") from None
+    finally:
+        if started is not None:
+            with _signals_blocked():
+                started.remove()
+
+
+def _check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> None:
+    if chosen.mode == "join" and runtime.target_state(chosen.info) != "running":
+        name = chosen.info.name
+        raise TargetNotDebuggable(
+            f"'{name}' stopped or was removed while the session ran, which ended the sidecar "
+            f"too (exit status {exit_code}).",
+            f"Run 'docker ps -a --filter name={name}' to see what happened to it; "
+            "'distrodebug shell' on a stopped container opens a copy of its last filesystem.",
+        )
+
+
 def run(
     request: SessionRequest,
     runtime: Runtime,
@@ -168,67 +252,75 @@ def run(
             "'shell' needs a terminal on stdin, and stdin is not one.",
             "Use 'distrodebug exec TARGET -- COMMAND' to run a command from a script or a pipe.",
         )
-    info = runtime.inspect(request.target)
-    mode = choose_mode(info)
-    if mode == "join":
-        priv = profiles.choose_docker(
-            info, user=request.user, cap_add=request.cap_add, privileged=request.privileged
-        )
-    else:
-        priv = profiles.choose_copy(user=request.user, cap_add=request.cap_add)
-    image = runtime.ensure_image(settings.image, ui.notice)
-    forward_stdin = interactive or (
-        request.stdin if request.stdin is not None else term.stdin_has_data()
-    )
-    session_id = new_session_id()
-    spec = sidecar.build_spec(
-        info=info,
-        mode=mode,
-        image=image.ref,
-        privileges=priv,
-        command=request.command,
-        tty=interactive,
-        stdin=forward_stdin,
-        labels=_labels(session_id, info),
-        reaper=image.labels.get(LABEL_REAPER),
-        term=os.environ.get("TERM", "xterm") if interactive else None,
-    )
-    result = SessionResult(125, info, mode, priv)
-    started: Sidecar | None = None
-    try:
-        with terminal.hangup_signals():
-            started = runtime.start_sidecar(spec, info)
-            result.sidecar_name = started.name
-            if interactive:
-                ui.notice(banner(info, mode, priv, image.ref))
-                _interactive(started, term)
-            else:
-                assert started.stream is not None
-                terminal.pump(
-                    started.stream,
-                    stdin_fd=term.stdin_fd if forward_stdin else None,
-                    stdout_fd=term.stdout_fd,
-                    stderr_fd=term.stderr_fd,
-                )
-            result.exit_code = started.wait()
-    except KeyboardInterrupt:
-        raise Interrupted("Interrupted; the sidecar was removed.") from None
-    except terminal.Hangup as exc:
-        raise Interrupted(f"Received {exc}; the sidecar was removed.") from None
-    finally:
-        if started is not None:
-            with _signals_blocked():
-                started.remove()
-    if mode == "join" and runtime.target_state(info) != "running":
-        raise TargetNotDebuggable(
-            f"'{info.name}' stopped or was removed while the session ran, which ended the sidecar "
-            f"too (exit status {result.exit_code}).",
-            f"Run 'docker ps -a --filter name={info.name}' to see what happened to it; "
-            "'distrodebug shell' on a stopped container opens a copy of its last filesystem.",
-        )
-    if mode != "join" and interactive:
+    chosen = plan(request, runtime, settings, ui, term)
+    result = SessionResult(125, chosen.info, chosen.mode, chosen.privileges)
+    with started_sidecar(runtime, chosen) as started:
+        result.sidecar_name = started.name
+        if interactive:
+            ui.notice(banner(chosen.info, chosen.mode, chosen.privileges, chosen.image))
+            _interactive(started, term)
+        else:
+            assert started.stream is not None
+            terminal.pump(
+                started.stream,
+                stdin_fd=term.stdin_fd if chosen.forward_stdin else None,
+                stdout_fd=term.stdout_fd,
+                stderr_fd=term.stderr_fd,
+            )
+        result.exit_code = started.wait()
+    _check_target_survived(runtime, chosen, result.exit_code)
+    if chosen.mode != "join" and interactive:
         result.notes.append("the throwaway copy and everything changed in it were removed")
     return result
+
+
+class SidecarOutput(io.RawIOBase):
+    """The sidecar's stdout as a readable binary file; its stderr is kept aside."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._pending = bytearray()
+        self.stderr = bytearray()
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._ended:
+            frames = self._stream.recv()
+            if not frames:
+                self._ended = True
+            for channel, data in frames:
+                (self.stderr if channel == STDERR else self._pending).extend(data)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        del self._pending[:size]
+        return size
+
+
+def capture(
+    request: SessionRequest,
+    runtime: Runtime,
+    settings: Settings,
+    ui: UI,
+    consume: Callable[[BinaryIO, Plan], T],
+) -> tuple[T, int, bytes, Plan]:
+    """Run a command in the sidecar and hand its stdout, as a file, to ``consume``.
+
+    Returns what ``consume`` returned, the command's exit status, its stderr and the plan.
+    """
+    chosen = plan(request, runtime, settings, ui, Terminal())
+    with started_sidecar(runtime, chosen) as started:
+        assert started.stream is not None
+        output = SidecarOutput(started.stream)
+        reader = io.BufferedReader(output, buffer_size=1 << 20)
+        value = consume(reader, chosen)
+        while reader.read(1 << 20):  # drain, so the command can finish writing
+            pass
+        code = started.wait()
+    _check_target_survived(runtime, chosen, code)
+    return value, code, bytes(output.stderr), chosen
 
 
 def _interactive(started: Sidecar, term: Terminal) -> None:
@@ -252,4 +344,3 @@ def _interactive(started: Sidecar, term: Terminal) -> None:
         )
 
 
-__all__ = ["DistrodebugError", "SessionRequest", "SessionResult", "Terminal", "run"]

@@ -112,8 +112,23 @@ def ours(engine: Any, kind: str = "containers") -> list[Any]:
 
 @pytest.fixture
 def no_leftovers(engine: Any) -> Iterator[None]:
-    """Assert that the test left no sidecar, snapshot image or tools volume behind."""
-    before = {o.id for k in ("containers", "images", "volumes") for o in ours(engine, k)}
+    """Assert that the test left no sidecar, snapshot image or tools volume behind.
+
+    Only objects whose owning distrodebug process has exited count: other sessions running at
+    the same time on the same engine (another test run, a benchmark) are not this test's leaks.
+    """
+    from distrodebug import leftovers
+
+    def dead() -> set[str]:
+        found = []
+        for kind in ("containers", "images", "volumes"):
+            for obj in ours(engine, kind):
+                labels = (obj.attrs.get("Config") or {}).get("Labels") if kind == "images" else None
+                labels = labels or getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
+                found.append({"kind": kind, "id": obj.id, "name": obj.id, "labels": labels})
+        return {item.id for item in leftovers.classify(found) if not item.alive}
+
+    before = dead()
     yield
-    after = {o.id for k in ("containers", "images", "volumes") for o in ours(engine, k)}
+    after = dead()
     assert after <= before, f"left behind: {after - before}"

@@ -94,7 +94,7 @@ class DockerStream:
     def __init__(self, sock: Any, tty: bool) -> None:
         self._sock = sock
         self._tty = tty
-        self._buffer = b""
+        self._buffer = bytearray()
         sock.settimeout(None)
 
     def fileno(self) -> int:
@@ -109,7 +109,7 @@ class DockerStream:
 
     def recv(self) -> list[tuple[int, bytes]]:
         try:
-            data = self._sock.recv(65536)
+            data = self._sock.recv(1 << 18)
         except (ConnectionResetError, BrokenPipeError):
             data = b""
         if not data:
@@ -118,12 +118,15 @@ class DockerStream:
             return [(STDOUT, data)]
         self._buffer += data
         frames: list[tuple[int, bytes]] = []
-        while len(self._buffer) >= 8:
-            channel, size = struct.unpack(">BxxxL", self._buffer[:8])
-            if len(self._buffer) < 8 + size:
+        view, offset = memoryview(self._buffer), 0
+        while len(view) - offset >= 8:
+            channel, size = struct.unpack_from(">BxxxL", view, offset)
+            if len(view) - offset < 8 + size:
                 break
-            frames.append((STDERR if channel == 2 else STDOUT, self._buffer[8 : 8 + size]))
-            self._buffer = self._buffer[8 + size :]
+            frames.append((STDERR if channel == 2 else STDOUT, bytes(view[offset + 8 : offset + 8 + size])))
+            offset += 8 + size
+        view.release()
+        del self._buffer[:offset]
         # An empty list would read as end of stream; a partial frame is not the end.
         return frames or [(STDOUT, b"")]
 
