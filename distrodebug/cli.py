@@ -161,6 +161,166 @@ def demo(
     raise typer.Exit(code)
 
 
+def _size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    number = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = number[-1:] if number[-1:] in units else ""
+    try:
+        return int(float(number[: len(number) - len(unit)]) * units[unit])
+    except ValueError:
+        raise UsageError(f"'{text}' is not a size.", "Use a number with K, M or G, e.g. 512M.") from None
+
+
+@app.command()
+def dump(
+    target: Annotated[str | None, typer.Argument(help="Container name or ID.")] = None,
+    output_file: Annotated[
+        str, typer.Option("--output-file", "-o", help="Bundle file: .tar.zst, .tar.gz or .tar.")
+    ] = "",
+    image_target: ImageTargetOpt = None,
+    compression: Annotated[
+        str | None, typer.Option("--compression", help="zst, gz or none (default: by extension).")
+    ] = None,
+    path: Annotated[list[str] | None, typer.Option("--path", help="Only this path (repeatable).")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Skip this glob (repeatable).")
+    ] = None,
+    no_volumes: Annotated[
+        bool, typer.Option("--no-volumes", help="Leave volumes and bind mounts out.")
+    ] = False,
+    changed_only: Annotated[
+        bool, typer.Option("--changed-only", help="Only what differs from the image.")
+    ] = False,
+    max_file_size: Annotated[
+        str, typer.Option("--max-file-size", help="Skip regular files larger than this.")
+    ] = "1G",
+    include_secrets: Annotated[
+        bool, typer.Option("--include-secrets", help="Do not redact secret-looking values.")
+    ] = False,
+    image: ImageOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Write one verifiable bundle of the target's filesystem, processes, sockets and metadata."""
+    from pathlib import Path
+
+    from . import collect
+    from .dumpopts import DumpOptions
+    from .runtimes.docker import DockerRuntime
+    from .settings import load_settings
+
+    if not output_file:
+        raise UsageError("No bundle file was given.", "Add -o incident.tar.zst.")
+    if compression not in (None, "zst", "gz", "none"):
+        raise UsageError(f"Unknown compression '{compression}'.", "Use zst, gz or none.")
+    resolved = _resolve(target, image_target, None, None)
+    options = DumpOptions(
+        compression=compression,  # type: ignore[arg-type]
+        paths=tuple(path or ()), excludes=tuple(exclude or ()), no_volumes=no_volumes,
+        changed_only=changed_only, max_file_size=_size(max_file_size),
+        include_secrets=include_secrets,
+    )
+    with console.progress("dumping") as update:
+        result = collect.dump(resolved, Path(output_file), options, DockerRuntime(),
+                              load_settings(image), _UI(), update)
+    if json_out:
+        console.emit_json("dump", dict(result.__dict__))
+        return
+    for warning in result.warnings:
+        console.notice(f"distrodebug: warning: {warning}")
+    console.notice(
+        f"wrote {result.path}: {result.files} files, {result.content_bytes} bytes of content, "
+        f"{result.skipped} skipped, {result.redactions} values redacted, "
+        f"{result.bundle_bytes} bytes on disk in {result.seconds:.1f}s"
+    )
+    sys.stdout.write(f"sha256:{result.digest}  {result.path}\n")
+
+
+@app.command()
+def verify(
+    bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Recompute every hash in a bundle; exit 1 on any missing, extra or altered entry."""
+    from .bundle import verify_bundle
+
+    result = verify_bundle(bundle)
+    if json_out:
+        console.emit_json("verify", {**result.__dict__, "ok": result.ok,
+                                     "altered": [a.__dict__ for a in result.altered]})
+    else:
+        for name in result.missing:
+            console.notice(f"missing  {name}")
+        for name in result.extra:
+            console.notice(f"extra    {name}")
+        for altered in result.altered:
+            console.notice(f"altered  {altered.name}: {altered.what}")
+        if not result.manifest_ok:
+            console.notice(f"manifest: {result.manifest_error or 'unreadable'}")
+        verdict = "OK" if result.ok else "MISMATCH"
+        sys.stdout.write(f"{verdict} sha256:{result.digest}  {result.checked} entries checked\n")
+    raise typer.Exit(0 if result.ok else ExitCode.CHECK_FAILED)
+
+
+@app.command()
+def extract(
+    bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    dest: Annotated[str, typer.Argument(help="An empty or new directory.")],
+    force: Annotated[bool, typer.Option("--force", help="Allow a non-empty directory.")] = False,
+) -> None:
+    """Extract a bundle's filesystem safely: nothing lands outside DEST, no devices, no setuid."""
+    from .extract import extract_bundle
+
+    result = extract_bundle(bundle, dest, force)
+    for name, why in result.refused:
+        console.notice(f"refused  {name}: {why}")
+    for name in result.altered:
+        console.notice(f"altered  {name}")
+    console.notice(
+        f"extracted {result.files} files, {result.dirs} directories, {result.symlinks} symlinks "
+        f"into {result.dest}"
+    )
+    if result.altered or not result.manifest_ok:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command()
+def report(
+    bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    html: Annotated[str | None, typer.Option("--html", help="Write a self-contained HTML page.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Summarise a bundle: changed and largest files, processes, sockets."""
+    import dataclasses
+
+    from .report import render_html, summarize_bundle
+
+    summary = summarize_bundle(bundle)
+    if html:
+        with open(html, "w", encoding="utf-8") as handle:
+            handle.write(render_html(summary))
+        console.notice(f"wrote {html}")
+    if json_out:
+        console.emit_json("report", dataclasses.asdict(summary))
+        return
+    target = summary.target
+    console.notice(f"bundle sha256:{summary.digest} ({summary.format}, {summary.created})")
+    console.table("target", ["FIELD", "VALUE"], [(k, target.get(k)) for k in (
+        "container_name", "container_id", "image", "image_id", "status", "user") if k in target])
+    console.table("changed files", ["CHANGE", "PATH", "SIZE"],
+                  [(r.change, r.path, r.size) for r in summary.changed[:50]])
+    console.table("largest files", ["SIZE", "PATH"], [(r.size, r.path) for r in summary.largest])
+    console.table("processes", ["PID", "PPID", "UID", "COMMAND"], [
+        (p.get("pid"), p.get("ppid"), (p.get("uid") or [None])[0] if isinstance(p.get("uid"), list)
+         else p.get("uid"), " ".join(p.get("cmdline") or []) or p.get("name"))
+        for p in summary.processes])
+    console.table("listening sockets", ["PROTO", "ADDRESS", "PROCESSES"], [
+        (s.get("proto"), f"{s.get('local_address')}:{s.get('local_port')}",
+         ", ".join(f"{p.get('pid')}/{p.get('name')}" for p in s.get("processes") or []))
+        for s in summary.listening])
+    if summary.skipped:
+        console.table("skipped", ["PATH", "REASON"], [(r.path, r.reason) for r in summary.skipped[:50]])
+
+
 @app.command(name="sessions")
 def sessions(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
@@ -236,8 +396,6 @@ def _fail(code: int, paragraph: str) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point for `distrodebug` and `kubectl-distrodebug`."""
-    import click
-
     args = list(sys.argv[1:] if argv is None else argv)
     ours = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in ours
@@ -248,17 +406,18 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail(ExitCode.INTERRUPTED, "Interrupted.")
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(ExitCode.USAGE) from None
     except DistrodebugError as exc:
         if debug:
             raise
         _fail(exc.exit_code, exc.paragraph())
     except KeyboardInterrupt:
         _fail(ExitCode.INTERRUPTED, "Interrupted; nothing was left behind.")
+    except Exception as exc:
+        # typer's command-line errors (its own click or the real one, by version): usage, exit 2.
+        if not any(k.__name__ == "ClickException" for k in type(exc).__mro__):
+            raise
+        exc.show()  # type: ignore[attr-defined]
+        raise SystemExit(ExitCode.USAGE) from None
     raise SystemExit(code if isinstance(code, int) else 0)

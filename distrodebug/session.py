@@ -277,10 +277,11 @@ def run(
 class SidecarOutput(io.RawIOBase):
     """The sidecar's stdout as a readable binary file; its stderr is kept aside."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, on_stderr: Callable[[bytes], None] | None = None) -> None:
         self._stream = stream
         self._pending = bytearray()
         self.stderr = bytearray()
+        self._on_stderr = on_stderr
         self._ended = False
 
     def readable(self) -> bool:
@@ -292,7 +293,12 @@ class SidecarOutput(io.RawIOBase):
             if not frames:
                 self._ended = True
             for channel, data in frames:
-                (self.stderr if channel == STDERR else self._pending).extend(data)
+                if channel == STDERR:
+                    self.stderr.extend(data)
+                    if self._on_stderr and data:
+                        self._on_stderr(data)
+                else:
+                    self._pending.extend(data)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         del self._pending[:size]
@@ -305,6 +311,7 @@ def capture(
     settings: Settings,
     ui: UI,
     consume: Callable[[BinaryIO, Plan], T],
+    on_stderr: Callable[[bytes], None] | None = None,
 ) -> tuple[T, int, bytes, Plan]:
     """Run a command in the sidecar and hand its stdout, as a file, to ``consume``.
 
@@ -313,7 +320,7 @@ def capture(
     chosen = plan(request, runtime, settings, ui, Terminal())
     with started_sidecar(runtime, chosen) as started:
         assert started.stream is not None
-        output = SidecarOutput(started.stream)
+        output = SidecarOutput(started.stream, on_stderr)
         reader = io.BufferedReader(output, buffer_size=1 << 20)
         value = consume(reader, chosen)
         while reader.read(1 << 20):  # drain, so the command can finish writing

@@ -7,6 +7,7 @@ function (:func:`container_kwargs`) so it can be checked without an engine.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import struct
@@ -451,6 +452,33 @@ class DockerRuntime:
             found = self.api.diff(container_id) or []
         return [f"{kinds.get(item['Kind'], '?')} {item['Path']}" for item in found]
 
+    def logs(self, container_id: str, tail: int = 1000) -> str:
+        """The container's recent logs (stdout and stderr, with timestamps)."""
+        with translate(self.endpoint, "reading the container's logs"):
+            try:
+                data = self.api.logs(container_id, tail=tail, timestamps=True)
+            except docker.errors.APIError:
+                return ""  # log driver "none" and friends keep nothing to read
+        return bytes(data).decode("utf-8", "replace")
+
+    @contextlib.contextmanager
+    def archive(self, info: TargetInfo, labels: Mapping[str, str]) -> Iterator[Any]:
+        """The target's filesystem from the engine's archive API, volumes included.
+
+        For a plain image, a container is created (never started) to read it from.
+        """
+        created = None
+        with translate(self.endpoint, f"reading the filesystem of '{info.name}'"):
+            if info.status == "image":
+                created = self.api.create_container(info.image_id, labels=dict(labels),
+                                                    entrypoint=["/"], command=[])["Id"]
+            try:
+                stream, _ = self.api.get_archive(created or info.id, "/", chunk_size=1 << 20)
+                yield _ChunkReader(stream)
+            finally:
+                if created:
+                    self.remove_objects([("container", created)])
+
     def wait_listening(self, container_id: str, seconds: float) -> bool:
         """True once the container has a process; the demo uses it before showing sockets."""
         deadline = time.monotonic() + seconds
@@ -460,6 +488,28 @@ class DockerRuntime:
                 return True
             time.sleep(0.05)
         return False
+
+
+class _ChunkReader(io.RawIOBase):
+    """An iterator of byte chunks as a readable file."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _path_of(env: list[str] | None) -> str:

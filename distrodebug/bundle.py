@@ -1,0 +1,272 @@
+"""The dump bundle format, ``distrodebug-bundle/1``, and reading it back (verify).
+
+A bundle is ONE tar archive (pax format), compressed as a whole with zstandard (``.tar.zst``,
+level 3), gzip (``.tar.gz``/``.tgz``) or not at all (``.tar``). Readers detect the compression
+from the first bytes, not the name. Members, in this order:
+
+``meta/<name>``
+    What the caller collected before the filesystem: ``target.json`` (identity), ``inspect.json``,
+    ``processes.json``, ``sockets.json``, ``mounts.json``, ``changes.json``, ``logs.txt``,
+    ``environment.json``... Secret-looking values are redacted unless ``include_secrets``.
+``fs/<path>``
+    The target's filesystem, paths relative to its root. Directories, regular files, symlinks
+    (stored as symlinks, whatever they point at) and hard links (``linkname`` is the ``fs/`` name
+    of an earlier regular file). FIFOs, sockets and device nodes are never stored: they are
+    recorded in the manifest only, status ``skipped`` (an extract never creates them anyway).
+``manifest.json``
+    Last, because only then are the hashes known. UTF-8 JSON object::
+
+        format       "distrodebug-bundle/1"
+        tool         {"name": "distrodebug", "version": ...}
+        created      UTC ISO 8601 time the bundle was finished
+        target       identity given by the caller (container id/name, image ref and id,
+                     repo digests, entrypoint/cmd, user, labels)
+        options      the dump options used
+        redactions   how many values were redacted in meta (0 with include_secrets)
+        meta         {"meta/<name>": {"sha256": ..., "size": ...}}
+        stats        counts: entries, files, bytes stored, skipped, partial
+        warnings     stream problems worth knowing (resynchronised after a damaged batch...)
+        entries      one object per filesystem entry, one per line:
+            path     relative path, no leading "/" (non-UTF-8 bytes as JSON \\udcXX escapes)
+            type     file | dir | symlink | hardlink | fifo | char | block | socket | unknown
+                     (null for a path the change list says was deleted)
+            mode     permission bits as an octal string ("0755", setuid bits kept as found)
+            uid, gid, size, mtime (seconds since the epoch)
+            sha256   of the stored content (regular files that were stored)
+            link     symlink target as found, or the hard link's target path
+            device   "major,minor" for char and block devices
+            change   added | changed | deleted, where the caller gave a change list
+            status   ok | partial | skipped | deleted
+            reason   why, when status is not ok
+
+Status ``partial`` means content was stored but is not the whole file (it shrank or the stream
+was cut while it was read: the missing tail is zero-filled, size is what the header announced,
+sha256 is of what is stored). The bundle **digest** is the sha256 of the exact ``manifest.json``
+bytes: the manifest pins every other member's hash, so the digest pins the whole bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import importlib
+import importlib.metadata
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from distrodebug.dumpopts import Compression
+from distrodebug.errors import BundleError
+from distrodebug.tarstream import Member, TarFormatError, TarReader
+
+FORMAT = "distrodebug-bundle/1"
+FS = "fs/"
+META = "meta/"
+MANIFEST = "manifest.json"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_MANIFEST = 1 << 30
+
+
+def tool_version() -> str:
+    """distrodebug's version: the package attribute, else the installed metadata."""
+    with contextlib.suppress(ImportError):
+        version = getattr(importlib.import_module("distrodebug"), "__version__", None)
+        if isinstance(version, str):
+            return version
+    try:
+        return importlib.metadata.version("distrodebug")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def compression_for(path: str | Path, explicit: Compression | None = None) -> Compression:
+    """The compression for an output name: explicit choice, else the extension, else zstandard."""
+    if explicit is not None:
+        return explicit
+    name = str(path).lower()
+    if name.endswith((".tar.gz", ".tgz")):
+        return "gz"
+    if name.endswith(".tar"):
+        return "none"
+    return "zst"
+
+
+@contextlib.contextmanager
+def open_bundle(path: str | Path) -> Iterator[BinaryIO]:
+    """The bundle's tar bytes, decompressed as its first bytes say."""
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the ExitStack below
+    except OSError as exc:
+        raise BundleError(f"Cannot open bundle {path}: {exc.strerror}.") from None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(raw)
+        head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+        if head.startswith(_ZSTD_MAGIC):
+            import zstandard
+
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            stack.enter_context(reader)
+            yield cast(BinaryIO, reader)
+        elif head.startswith(_GZIP_MAGIC):
+            yield cast(BinaryIO, stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
+        else:
+            yield raw
+
+
+def iter_bundle(stream: BinaryIO, path: str | Path) -> Iterator[tuple[Member, TarReader]]:
+    """Members of a bundle stream, translating damage into :class:`BundleError`."""
+    reader = TarReader(stream)
+    try:
+        for member in reader.members():
+            yield member, reader
+            if reader.eof:
+                break
+        if reader.eof or not reader.end_blocks:
+            # Bundles always end with tar's zero blocks; a cut compressed stream may not say so.
+            raise BundleError(f"{path} is truncated: it ends before the end of the archive.")
+    except TarFormatError as exc:
+        raise BundleError(f"{path} is not a readable bundle: {exc}.") from None
+    except (OSError, EOFError) as exc:
+        raise BundleError(f"{path} could not be read: {exc}.") from None
+    except Exception as exc:  # zstandard raises its own ZstdError for corrupt frames
+        if type(exc).__name__ == "ZstdError":
+            raise BundleError(f"{path} is not a readable bundle: {exc}.") from None
+        raise
+
+
+def parse_manifest(data: bytes) -> dict[str, Any]:
+    """The manifest as a dict; BundleError when it is unparseable or of another format."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"manifest.json is not valid JSON: {exc}.") from None
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest.json is not a JSON object.")
+    check_format(manifest)
+    return manifest
+
+
+def check_format(manifest: dict[str, Any]) -> None:
+    fmt = manifest.get("format")
+    if fmt != FORMAT:
+        raise BundleError(
+            f"Unknown bundle format {fmt!r} (this distrodebug reads {FORMAT}).",
+            "Use the distrodebug version that wrote the bundle.",
+        )
+
+
+@dataclass
+class Altered:
+    """A member whose content or kind differs from what the manifest says."""
+
+    name: str
+    what: str
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify`` found; ``ok`` only when nothing is missing, extra or altered."""
+
+    path: str
+    digest: str | None = None
+    manifest_ok: bool = False
+    manifest_error: str = ""
+    entries: int = 0
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    altered: list[Altered] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest_ok and not (self.missing or self.extra or self.altered)
+
+
+@dataclass
+class _Seen:
+    kind: str
+    size: int
+    sha256: str | None
+    link: str
+
+
+def verify_bundle(path: str | Path) -> VerifyResult:
+    """Stream the bundle once, recompute every hash and compare with its manifest."""
+    result = VerifyResult(path=str(path))
+    seen: dict[str, _Seen] = {}
+    manifest_bytes: bytes | None = None
+    with open_bundle(path) as stream:
+        for member, reader in iter_bundle(stream, path):
+            name = member.name
+            if name == MANIFEST and manifest_bytes is None:
+                if member.size > _MAX_MANIFEST:
+                    raise BundleError(f"{path}: manifest.json of {member.size} bytes is absurd.")
+                manifest_bytes = b"".join(reader.chunks())
+                continue
+            if name in seen or name == MANIFEST:
+                result.extra.append(name)
+                continue
+            digest = hashlib.sha256()
+            for chunk in reader.chunks():
+                digest.update(chunk)
+            link = member.linkname
+            if member.kind == "hardlink" and link.startswith(FS):
+                link = link[len(FS) :]
+            seen[name] = _Seen(
+                member.kind,
+                reader.content_read,
+                digest.hexdigest() if member.kind == "file" else None,
+                link,
+            )
+    if manifest_bytes is None:
+        result.manifest_error = "the bundle has no manifest.json"
+        result.extra.extend(sorted(seen))
+        return result
+    result.digest = hashlib.sha256(manifest_bytes).hexdigest()
+    try:
+        manifest = parse_manifest(manifest_bytes)
+    except BundleError as exc:
+        if "Unknown bundle format" in exc.message:
+            raise
+        result.manifest_error = exc.message
+        return result
+    result.manifest_ok = True
+    _compare(manifest, seen, result)
+    return result
+
+
+def _compare(manifest: dict[str, Any], seen: dict[str, _Seen], result: VerifyResult) -> None:
+    expected: dict[str, dict[str, Any]] = {}
+    for name, meta in (manifest.get("meta") or {}).items():
+        expected[str(name)] = {"type": "file", **meta}
+    for entry in manifest.get("entries") or []:
+        result.entries += 1
+        if entry.get("status") in ("ok", "partial"):
+            expected[FS + str(entry.get("path"))] = entry
+    for name, want in expected.items():
+        got = seen.pop(name, None)
+        if got is None:
+            result.missing.append(name)
+            continue
+        result.checked += 1
+        problem = _difference(want, got)
+        if problem:
+            result.altered.append(Altered(name, problem))
+    result.extra.extend(sorted(seen))
+
+
+def _difference(want: dict[str, Any], got: _Seen) -> str:
+    if want.get("type") != got.kind:
+        return f"type is {got.kind}, manifest says {want.get('type')}"
+    if got.kind == "file":
+        if want.get("size") != got.size:
+            return f"size is {got.size}, manifest says {want.get('size')}"
+        if want.get("sha256") != got.sha256:
+            return "sha256 differs from the manifest"
+    if got.kind in ("symlink", "hardlink") and want.get("link") != got.link:
+        return f"link target is {got.link!r}, manifest says {want.get('link')!r}"
+    return ""

@@ -1,0 +1,429 @@
+"""Write a dump bundle from a filesystem tar stream, streaming end to end.
+
+The format is described in :mod:`distrodebug.bundle`. Memory stays flat whatever the size of the
+filesystem: content is copied in 1 MiB pieces while it is hashed and compressed; only the
+manifest's entries (one short JSON line per entry) and the set of paths seen grow with the count.
+The bundle is written to ``.NAME.partial-XXXXXXXX`` beside the target name, mode 0600 from
+creation, fsynced, and renamed into place only when complete; on any failure the temporary file
+is removed and :class:`BundleError` says what happened (Ctrl-C is re-raised after the cleanup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import hashlib
+import json
+import os
+import secrets
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from distrodebug.bundle import FORMAT, FS, MANIFEST, META, compression_for, tool_version
+from distrodebug.dumpopts import (
+    Compression,
+    DumpOptions,
+    SkippedEntry,
+    clean_paths,
+    compile_excludes,
+    in_paths,
+    is_excluded,
+    normalise_path,
+)
+from distrodebug.errors import BundleError, DistrodebugError, UsageError
+from distrodebug.redact import redact_data, redact_text
+from distrodebug.tarstream import Member, TarFormatError, TarReader, TarWriter
+
+__all__ = ["DumpInfo", "DumpResult", "SkippedEntry", "write_bundle"]
+
+Progress = Callable[[int, int], None]
+_PROGRESS_INTERVAL = 0.1
+_CHANGE_KINDS = ("added", "changed", "deleted")
+_NOT_STORED = {"fifo": "fifo", "char": "device node", "block": "device node"}
+
+
+@dataclass
+class DumpInfo:
+    """What the caller knows about the target, besides the filesystem stream.
+
+    ``skipped`` is read only after the filesystem stream has ended, so a thread that parses the
+    sidecar's stderr may keep appending to it until then. ``fs_prefix`` is put in front of every
+    member name: an archive of ``/var/lib/x`` from the engine names its members ``x/...``, so
+    pass ``var/lib`` for it.
+    """
+
+    target: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, str] | None = None
+    skipped: list[SkippedEntry | tuple[str, str]] = field(default_factory=list)
+    fs_prefix: str = ""
+
+
+@dataclass
+class DumpResult:
+    """The written bundle: where, its digest, and what went into it."""
+
+    path: str
+    digest: str
+    compression: Compression
+    bundle_bytes: int
+    entries: int
+    files: int
+    content_bytes: int
+    skipped: int
+    partial: int
+    redactions: int
+    warnings: list[str]
+    seconds: float
+
+
+def write_bundle(
+    out_path: str | Path,
+    fs_tar: BinaryIO,
+    info: DumpInfo,
+    options: DumpOptions,
+    progress: Progress | None = None,
+) -> DumpResult:
+    """Write the bundle to ``out_path`` from the filesystem tar stream ``fs_tar``."""
+    if options.changed_only and info.changes is None:
+        raise UsageError("A changed-only dump needs the list of changes against the image.")
+    out = Path(out_path)
+    compression = compression_for(out, options.compression)
+    tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    started = time.monotonic()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise BundleError(f"Cannot create {tmp}: {exc.strerror}.") from None
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
+            writer = _Writer(raw, compression, options, info, progress)
+            digest = writer.run(fs_tar)
+            raw.flush()
+            os.fsync(raw.fileno())
+            size = os.fstat(raw.fileno()).st_size
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, KeyboardInterrupt | DistrodebugError):
+            raise
+        raise _as_bundle_error(exc, out) from exc
+    stats = writer.stats
+    return DumpResult(
+        path=str(out),
+        digest=digest,
+        compression=compression,
+        bundle_bytes=size,
+        entries=stats["entries"],
+        files=stats["files"],
+        content_bytes=stats["bytes"],
+        skipped=stats["skipped"],
+        partial=stats["partial"],
+        redactions=writer.redactions,
+        warnings=writer.warnings,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _as_bundle_error(exc: BaseException, out: Path) -> BundleError:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BundleError(
+            f"The disk is full: {out} could not be written and nothing was left behind.",
+            "Free some space, or narrow the dump with --path, --exclude or --max-file-size.",
+        )
+    if isinstance(exc, OSError) and exc.strerror:
+        return BundleError(f"Writing {out} failed: {exc.strerror}. Nothing was left behind.")
+    if isinstance(exc, TarFormatError):
+        return BundleError(f"The filesystem stream from the target is not valid tar: {exc}.")
+    return BundleError(f"Writing {out} failed ({type(exc).__name__}: {exc}). Nothing was left behind.")
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is only durable once the directory itself is synced.
+    with contextlib.suppress(OSError):
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _open_compressor(raw: BinaryIO, compression: Compression, level: int) -> BinaryIO:
+    if compression == "zst":
+        import zstandard
+
+        # One worker thread: compression then overlaps with hashing on the main thread.
+        cctx = zstandard.ZstdCompressor(level=level, threads=1)
+        return cast(BinaryIO, cctx.stream_writer(raw, closefd=False))
+    if compression == "gz":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0))
+    return raw
+
+
+def _tarinfo(name: str, kind: bytes, **fields: Any) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = 0o644
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+class _Writer:
+    """One bundle being written; holds the manifest entries and counters."""
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        compression: Compression,
+        options: DumpOptions,
+        info: DumpInfo,
+        progress: Progress | None,
+    ) -> None:
+        self.raw = raw
+        self.compression = compression
+        self.options = options
+        self.info = info
+        self.progress = progress
+        self.entries: list[str] = []
+        self.seen: dict[str, bool] = {}  # path -> stored as a regular file (hard link target)
+        self.meta_sums: dict[str, dict[str, Any]] = {}
+        self.stats = {"entries": 0, "files": 0, "bytes": 0, "skipped": 0, "partial": 0}
+        self.redactions = 0
+        self.warnings: list[str] = []
+        self.changes = {k: v for k, v in (info.changes or {}).items() if v in _CHANGE_KINDS}
+        self.changes = {normalise_path(k) or k: v for k, v in self.changes.items()}
+        self.paths = clean_paths(options.paths)
+        self.excludes = compile_excludes(options.excludes)
+        self.now = time.time()
+        self._last_progress = 0.0
+
+    def run(self, fs_tar: BinaryIO) -> str:
+        comp = _open_compressor(self.raw, self.compression, self.options.zstd_level)
+        tar = TarWriter(comp)
+        target = self._redact(self.info.target)
+        self._meta(tar, "target.json", target)
+        for name, value in self.info.meta.items():
+            self._meta(tar, name, value)
+        if self.info.changes is not None and "changes.json" not in self.info.meta:
+            listing = [{"path": p, "kind": k} for p, k in sorted(self.changes.items())]
+            self._meta(tar, "changes.json", listing)
+        self._filesystem(tar, fs_tar)
+        self._leftovers()
+        manifest = self._manifest(target)
+        tar.add_bytes(_tarinfo(MANIFEST, tarfile.REGTYPE, mtime=int(self.now)), manifest)
+        tar.close()
+        if comp is not self.raw:
+            comp.close()  # flushes the compressor's last frame; the raw file stays open
+        self._tick(force=True)
+        return hashlib.sha256(manifest).hexdigest()
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def _redact(self, value: Any) -> Any:
+        if self.options.include_secrets:
+            return value
+        redacted, count = redact_data(value)
+        self.redactions += count
+        return redacted
+
+    def _meta(self, tar: TarWriter, name: str, value: Any) -> None:
+        if not name or "/" in name or name in (".", ".."):
+            raise UsageError(f"Meta file name {name!r} must be a plain file name.")
+        if isinstance(value, bytes | str):
+            text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+            if not self.options.include_secrets:
+                text, count = redact_text(text)
+                self.redactions += count
+            data = text.encode("utf-8", "surrogateescape")
+        else:
+            value = value if name == "target.json" else self._redact(value)
+            data = (json.dumps(value, indent=2, default=str) + "\n").encode()
+        tar.add_bytes(_tarinfo(META + name, tarfile.REGTYPE, mtime=int(self.now)), data)
+        digest = hashlib.sha256(data).hexdigest()
+        self.meta_sums[META + name] = {"sha256": digest, "size": len(data)}
+
+    # -- filesystem -----------------------------------------------------------------------------
+
+    def _filesystem(self, tar: TarWriter, fs_tar: BinaryIO) -> None:
+        reader = TarReader(fs_tar)
+        for member in reader.members():
+            path = normalise_path(member.name, self.info.fs_prefix)
+            if path is None:
+                self._entry({"path": member.name, "type": member.kind}, "skipped", "unsafe name")
+                continue
+            if not path or not self._wanted(path):
+                continue
+            if path in self.seen:
+                continue  # the same path twice (overlapping --path): the first one counts
+            self._member(tar, reader, member, path)
+            if reader.truncated and reader.eof:
+                raise BundleError(
+                    f"The filesystem stream ended in the middle of /{path}.",
+                    "The sidecar or the engine went away during the dump; run it again.",
+                )
+        if reader.framed and not reader.ended:
+            raise BundleError(
+                "The filesystem stream ended before the sidecar said it was complete.",
+                "The sidecar or the engine went away during the dump; run it again.",
+            )
+        if reader.resyncs:
+            self.warnings.append(
+                f"the filesystem stream was damaged {reader.resyncs} time(s); entries in the"
+                " damaged stretch are missing"
+            )
+
+    def _wanted(self, path: str) -> bool:
+        if self.paths and not in_paths(path, self.paths):
+            return False
+        if is_excluded(path, self.excludes):
+            return False
+        if self.options.changed_only and self.changes.get(path) not in ("added", "changed"):
+            return False
+        return True
+
+    def _member(self, tar: TarWriter, reader: TarReader, member: Member, path: str) -> None:
+        kind = member.kind
+        entry: dict[str, Any] = {
+            "path": path,
+            "type": kind,
+            "mode": f"{member.mode & 0o7777:04o}",
+            "uid": member.uid,
+            "gid": member.gid,
+            "size": member.size if kind == "file" else 0,
+            "mtime": int(member.mtime),
+        }
+        fields: dict[str, Any] = {"uid": member.uid, "gid": member.gid}
+        fields["mtime"] = int(member.mtime)
+        fields["mode"] = member.mode & 0o7777
+        if kind in _NOT_STORED:
+            if kind != "fifo":
+                entry["device"] = f"{member.devmajor},{member.devminor}"
+            self._entry(entry, "skipped", _NOT_STORED[kind])
+        elif kind == "file":
+            self._file(tar, reader, member, path, entry, fields)
+        elif kind == "dir":
+            tar.begin(_tarinfo(FS + path, tarfile.DIRTYPE, **fields))
+            tar.end()
+            self._entry(entry, "ok")
+        elif kind == "symlink":
+            entry["link"] = member.linkname
+            tar.begin(_tarinfo(FS + path, tarfile.SYMTYPE, linkname=member.linkname, **fields))
+            tar.end()
+            self._entry(entry, "ok")
+        elif kind == "hardlink":
+            target = normalise_path(member.linkname, self.info.fs_prefix)
+            entry["link"] = target if target is not None else member.linkname
+            if target is None or not self.seen.get(target):
+                self._entry(entry, "skipped", "hard link to a file that was not stored")
+                return
+            link_fields = {**fields, "linkname": FS + target}
+            tar.begin(_tarinfo(FS + path, tarfile.LNKTYPE, **link_fields))
+            tar.end()
+            self._entry(entry, "ok")
+        else:
+            self._entry(entry, "skipped", f"unsupported tar entry type {member.type!r}")
+
+    def _file(
+        self,
+        tar: TarWriter,
+        reader: TarReader,
+        member: Member,
+        path: str,
+        entry: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> None:
+        if member.size > self.options.max_file_size:
+            self._entry(entry, "skipped", "larger than the maximum file size")
+            return  # the reader skips the content without storing it
+        tar.begin(_tarinfo(FS + path, tarfile.REGTYPE, size=member.size, **fields))
+        digest = hashlib.sha256()
+        for chunk in reader.chunks():
+            digest.update(chunk)
+            tar.write(chunk)
+            self.stats["bytes"] += len(chunk)
+            self._tick()
+        status, reason = "ok", None
+        missing = member.size - reader.content_read
+        if missing:
+            # Keep the bundle consistent: zero-fill what never came, and hash what is stored.
+            status = "partial"
+            reason = (
+                f"the file changed while it was read: {reader.content_read} of"
+                f" {member.size} bytes came, the rest is zero-filled"
+            )
+            while missing:
+                fill = bytes(min(missing, 1 << 20))
+                digest.update(fill)
+                tar.write(fill)
+                missing -= len(fill)
+        tar.end()
+        entry["sha256"] = digest.hexdigest()
+        self.stats["files"] += 1
+        self._entry(entry, status, reason)
+        self.seen[path] = True
+
+    def _entry(self, entry: dict[str, Any], status: str, reason: str | None = None) -> None:
+        path = entry["path"]
+        change = self.changes.get(path)
+        if change:
+            entry["change"] = change
+        entry["status"] = status
+        if reason:
+            entry["reason"] = reason
+        self.seen.setdefault(path, False)
+        self.entries.append(json.dumps(entry, separators=(", ", ": ")))
+        self.stats["entries"] += 1
+        if status in ("skipped", "partial"):
+            self.stats[status] += 1
+
+    def _leftovers(self) -> None:
+        """Entries known only from the side channel and the change list."""
+        for item in self.info.skipped:
+            skipped = item if isinstance(item, SkippedEntry) else SkippedEntry(*item)
+            path = normalise_path(skipped.path, self.info.fs_prefix)
+            if not path or path in self.seen or not self._wanted(path):
+                continue
+            entry: dict[str, Any] = {"path": path, "type": skipped.kind}
+            if skipped.size is not None:
+                entry["size"] = skipped.size
+            self._entry(entry, "skipped", skipped.reason)
+        for path, kind in sorted(self.changes.items()):
+            if kind == "deleted" and path not in self.seen and self._wanted_deleted(path):
+                self._entry({"path": path, "type": None}, "deleted")
+
+    def _wanted_deleted(self, path: str) -> bool:
+        return (not self.paths or in_paths(path, self.paths)) and not is_excluded(path, self.excludes)
+
+    def _manifest(self, target: dict[str, Any]) -> bytes:
+        head = {
+            "format": FORMAT,
+            "tool": {"name": "distrodebug", "version": tool_version()},
+            "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "target": target,
+            "options": self.options.to_json(),
+            "redactions": self.redactions,
+            "meta": self.meta_sums,
+            "stats": self.stats,
+            "warnings": self.warnings,
+        }
+        text = json.dumps(head, indent=1, default=str)
+        assert text.endswith("\n}")
+        body = ",\n ".join(self.entries)
+        return (text[:-2] + ',\n "entries": [\n ' + body + "\n ]\n}\n").encode()
+
+    def _tick(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_progress >= _PROGRESS_INTERVAL:
+            self._last_progress = now
+            self.progress(self.stats["bytes"], self.stats["files"])

@@ -1,0 +1,311 @@
+"""Processes, sockets and mounts of the target, read from /proc by a busybox script in the sidecar.
+
+:data:`COLLECT_SCRIPT` runs as ``sh -c COLLECT_SCRIPT`` in a sidecar sharing the target's PID and
+network namespaces (``DD_PID``: the target's main process, default 1). It writes one framed text
+on stdout, one record per line, every value the target controls base64-encoded so that no file
+name or command line can forge a record::
+
+    DDCOLLECT 1
+    SELF <pid of the collecting shell>
+    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*>
+    N <tcp|tcp6|udp|udp6|unix> <base64 /proc/$DD_PID/net/<kind>>
+    M <base64 /proc/$DD_PID/mountinfo>
+    END
+
+:func:`parse_collect` turns it into plain lists of dicts, leaving out the sidecar's own
+processes (the collecting shell, its ancestors up to the sidecar's first process, and its
+children), and matches socket inodes to the processes holding them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+COLLECT_SCRIPT = r"""
+PID=${DD_PID:-1}
+BB=""
+for c in "$(command -v busybox)" /bin/busybox /usr/bin/busybox /busybox; do
+  case "$c" in /*) if [ -x "$c" ]; then BB=$c; break; fi ;; esac
+done
+if [ -z "$BB" ]; then printf "DDERR\tno busybox binary in the sidecar\n" >&2; exit 127; fi
+b64() { "$BB" base64 -w0 "$@" 2>/dev/null; }
+echo "DDCOLLECT 1"
+echo "SELF $$"
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  s=$(b64 "$d/status") || continue
+  [ -n "$s" ] || continue
+  c=$(b64 "$d/cmdline")
+  l=$("$BB" stat -c '%N' "$d/cwd" "$d/exe" "$d/root" "$d"/fd/* 2>/dev/null | "$BB" base64 -w0)
+  echo "P $p ${s:--} ${c:--} ${l:--}"
+done
+for k in tcp tcp6 udp udp6 unix; do
+  t=$(b64 "/proc/$PID/net/$k")
+  echo "N $k ${t:--}"
+done
+m=$(b64 "/proc/$PID/mountinfo")
+echo "M ${m:--}"
+echo END
+"""
+
+TCP_STATES = {
+    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK",
+    "0A": "LISTEN", "0B": "CLOSING", "0C": "NEW_SYN_RECV",
+}  # fmt: skip
+UNIX_TYPES = {"0001": "stream", "0002": "dgram", "0005": "seqpacket"}
+_SOCKET_RE = re.compile(r"socket:\[(\d+)\]")
+
+
+@dataclass
+class Collected:
+    """What the collect script found, as plain data ready for JSON."""
+
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    sockets: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = False  # the END line arrived
+
+
+def _b64(text: str) -> bytes:
+    if text == "-":
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def parse_status(text: str) -> dict[str, Any]:
+    """Name, state, ppid, uids and gids (real, effective) and threads from /proc/PID/status."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key] = value.strip()
+
+    def ids(key: str) -> list[int]:
+        return [int(x) for x in fields.get(key, "").split() if x.isdigit()]
+
+    uids, gids = ids("Uid"), ids("Gid")
+    ppid = fields.get("PPid", "")
+    return {
+        "name": fields.get("Name", ""),
+        "state": fields.get("State", ""),
+        "ppid": int(ppid) if ppid.isdigit() else None,
+        "uid": uids[0] if uids else None,
+        "euid": uids[1] if len(uids) > 1 else None,
+        "gid": gids[0] if gids else None,
+        "threads": int(fields["Threads"]) if fields.get("Threads", "").isdigit() else None,
+    }
+
+
+def parse_cmdline(data: bytes) -> list[str]:
+    """argv from /proc/PID/cmdline (NUL-separated; a rewritten one may lack the last NUL)."""
+    if not data:
+        return []
+    return [_text(arg) for arg in data.rstrip(b"\0").split(b"\0")]
+
+
+def parse_links(text: str) -> dict[str, Any]:
+    """cwd, exe, root and open fds from ``stat -c %N`` lines: ``'/proc/1/fd/3' -> 'socket:[9]'``.
+
+    A link target may hold a newline (file names are the target's to choose): a line that does
+    not start a new record continues the previous target.
+    """
+    out: dict[str, Any] = {"cwd": None, "exe": None, "root": None, "fds": []}
+    record = re.compile(r"^'/proc/\d+/(cwd|exe|root|fd/(\d+))' -> '(.*)$")
+    current: dict[str, Any] | None = None
+    for line in text.split("\n"):
+        match = record.match(line)
+        if match:
+            current = {"which": match.group(1), "fd": match.group(2), "target": match.group(3)}
+            _store_link(out, current)
+        elif current is not None and line:
+            current["target"] += "\n" + line
+            _store_link(out, current)
+    return out
+
+
+def _store_link(out: dict[str, Any], rec: dict[str, Any]) -> None:
+    target = rec["target"][:-1] if rec["target"].endswith("'") else rec["target"]
+    if rec["fd"] is not None:
+        fds = out["fds"]
+        if fds and fds[-1]["fd"] == int(rec["fd"]):
+            fds[-1]["target"] = target
+        else:
+            fds.append({"fd": int(rec["fd"]), "target": target})
+    else:
+        out[rec["which"]] = target
+
+
+def _addr(hexaddr: str) -> str:
+    raw = bytes.fromhex(hexaddr)
+    # The kernel prints each 32-bit word in host (little-endian) order.
+    swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(swapped))
+    addr = ipaddress.IPv6Address(swapped)
+    return str(addr.ipv4_mapped) if addr.ipv4_mapped else str(addr)
+
+
+def parse_net(kind: str, text: str) -> list[dict[str, Any]]:
+    """Sockets from /proc/net/tcp, tcp6, udp or udp6."""
+    out: list[dict[str, Any]] = []
+    for line in text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 10 or ":" not in cols[1]:
+            continue
+        try:
+            local, lport = cols[1].split(":")
+            remote, rport = cols[2].split(":")
+            state = cols[3].upper()
+            sock = {
+                "proto": kind,
+                "local_address": _addr(local),
+                "local_port": int(lport, 16),
+                "remote_address": _addr(remote),
+                "remote_port": int(rport, 16),
+                "state": TCP_STATES.get(state, state) if kind.startswith("tcp") else state,
+                "uid": int(cols[7]),
+                "inode": int(cols[9]),
+            }
+        except ValueError:
+            continue
+        if kind.startswith("udp"):
+            sock["state"] = "LISTEN" if sock["remote_port"] == 0 else "CONNECTED"
+        out.append(sock)
+    return out
+
+
+def parse_unix(text: str) -> list[dict[str, Any]]:
+    """Sockets from /proc/net/unix (Num RefCount Protocol Flags Type St Inode Path)."""
+    out: list[dict[str, Any]] = []
+    for line in text.splitlines()[1:]:
+        cols = line.split(None, 7)
+        if len(cols) < 7:
+            continue
+        try:
+            flags, inode = int(cols[3], 16), int(cols[6])
+        except ValueError:
+            continue
+        listening = bool(flags & 0x10000)  # __SO_ACCEPTCON
+        out.append(
+            {
+                "proto": "unix",
+                "type": UNIX_TYPES.get(cols[4], cols[4]),
+                "state": "LISTEN" if listening else ("CONNECTED" if cols[5] == "03" else "OTHER"),
+                "inode": inode,
+                "path": cols[7] if len(cols) > 7 else "",
+            }
+        )
+    return out
+
+
+def _unescape_mount(text: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def parse_mountinfo(text: str) -> list[dict[str, Any]]:
+    """Mounts from /proc/PID/mountinfo, with octal escapes (``\\040``) decoded."""
+    out: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        cols = line.split(" ")
+        if len(cols) < 10 or "-" not in cols[6:]:
+            continue
+        sep = cols.index("-", 6)
+        out.append(
+            {
+                "id": int(cols[0]) if cols[0].isdigit() else None,
+                "parent": int(cols[1]) if cols[1].isdigit() else None,
+                "root": _unescape_mount(cols[3]),
+                "mount_point": _unescape_mount(cols[4]),
+                "options": cols[5],
+                "fstype": cols[sep + 1] if len(cols) > sep + 1 else "",
+                "source": _unescape_mount(cols[sep + 2]) if len(cols) > sep + 2 else "",
+                "super_options": cols[sep + 3] if len(cols) > sep + 3 else "",
+            }
+        )
+    return out
+
+
+def parse_collect(text: str) -> Collected:
+    """Parse the collect script's stdout; see the module doc for the framing."""
+    result = Collected()
+    self_pid: int | None = None
+    procs: dict[int, dict[str, Any]] = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        tag = parts[0]
+        if tag == "SELF" and len(parts) == 2 and parts[1].isdigit():
+            self_pid = int(parts[1])
+        elif tag == "P" and len(parts) == 5 and parts[1].isdigit():
+            status = parse_status(_text(_b64(parts[2])))
+            if not status["name"] and status["ppid"] is None:
+                continue  # the process ended while it was read
+            proc: dict[str, Any] = {"pid": int(parts[1]), **status}
+            proc["cmdline"] = parse_cmdline(_b64(parts[3]))
+            proc.update(parse_links(_text(_b64(parts[4]))))
+            procs[proc["pid"]] = proc
+        elif tag == "N" and len(parts) == 3:
+            body = _text(_b64(parts[2]))
+            if parts[1] == "unix":
+                result.sockets += parse_unix(body)
+            elif parts[1] in ("tcp", "tcp6", "udp", "udp6"):
+                result.sockets += parse_net(parts[1], body)
+        elif tag == "M" and len(parts) == 2:
+            result.mounts = parse_mountinfo(_text(_b64(parts[1])))
+        elif tag == "END":
+            result.complete = True
+    own = _own_processes(procs, self_pid)
+    result.processes = [p for pid, p in sorted(procs.items()) if pid not in own]
+    _match_sockets(result.sockets, result.processes)
+    return result
+
+
+def _own_processes(procs: dict[int, dict[str, Any]], self_pid: int | None) -> set[int]:
+    """The collecting shell, its ancestors inside the namespace, and all its descendants."""
+    if self_pid is None:
+        return set()
+    own = {self_pid}
+    pid = procs.get(self_pid, {}).get("ppid")
+    while pid and pid in procs and pid not in own:
+        own.add(pid)
+        pid = procs[pid].get("ppid")
+    own.update(pid for pid in procs if _descends(procs, pid, self_pid))
+    return own
+
+
+def _descends(procs: dict[int, dict[str, Any]], pid: int, ancestor: int) -> bool:
+    seen: set[int] = set()
+    while pid in procs and pid not in seen:
+        seen.add(pid)
+        parent = procs[pid].get("ppid")
+        if parent == ancestor:
+            return True
+        if not parent:
+            return False
+        pid = parent
+    return False
+
+
+def _match_sockets(sockets: list[dict[str, Any]], processes: list[dict[str, Any]]) -> None:
+    holders: dict[int, list[dict[str, Any]]] = {}
+    for proc in processes:
+        for fd in proc.get("fds", []):
+            match = _SOCKET_RE.fullmatch(fd["target"])
+            if match:
+                holders.setdefault(int(match.group(1)), []).append(
+                    {"pid": proc["pid"], "fd": fd["fd"], "name": proc.get("name", "")}
+                )
+    for sock in sockets:
+        sock["processes"] = holders.get(sock["inode"], [])
