@@ -160,11 +160,14 @@ def _open_compressor(raw: BinaryIO, compression: Compression, level: int) -> Bin
     if compression == "zst":
         import zstandard
 
-        # One worker thread: compression then overlaps with hashing on the main thread.
-        cctx = zstandard.ZstdCompressor(level=level, threads=1)
+        # One worker thread overlaps compression with hashing on the main thread; 2 MiB jobs
+        # keep its buffers near 20 MiB instead of 55 (measured: same throughput).
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=1, job_size=2 << 20)
+        cctx = zstandard.ZstdCompressor(compression_params=params)
         return cast(BinaryIO, cctx.stream_writer(raw, closefd=False))
     if compression == "gz":
-        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0))
+        # Level 1: gzip is here for compatibility; higher levels cost 30% more time for ~1% size.
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0))
     return raw
 
 
@@ -270,6 +273,11 @@ class _Writer:
                     f"The filesystem stream ended in the middle of /{path}.",
                     "The sidecar or the engine went away during the dump; run it again.",
                 )
+        if reader.eof and not reader.framed:
+            raise BundleError(
+                "The filesystem stream ended in the middle of an entry it was skipping.",
+                "The sidecar or the engine went away during the dump; run it again.",
+            )
         if reader.framed and not reader.ended:
             raise BundleError(
                 "The filesystem stream ended before the sidecar said it was complete.",

@@ -10,7 +10,7 @@ marker, which the target cannot predict). While copying member content we scan f
 hit means the member was cut short there, and the following bytes are the next batch.
 
 Streams without a leading marker (the engine's archive API, bundles we wrote) are read as plain
-tar. Only ``tarfile.TarInfo.frombuf``/``tobuf`` are reused, for the header block layouts.
+tar. Header blocks are parsed and built by :mod:`distrodebug.tarheader`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from distrodebug.tarheader import ENC as _ENC
+from distrodebug.tarheader import ERRORS as _ERRORS
+from distrodebug.tarheader import fast_header, fast_tobuf, parse_pax
+
 BLOCK = 512
 CHUNK = 1 << 20
 MARK_SUFFIX_BATCH = ".distrodebug-batch"
 MARK_SUFFIX_END = ".distrodebug-end"
 _NONCE_LEN = 32
 _MAX_META_HEADER = 1 << 20  # a pax or GNU long-name header larger than this is hostile
-_ENC = "utf-8"
-_ERRORS = "surrogateescape"
 
 
 class TarFormatError(Exception):
@@ -149,7 +151,7 @@ class TarReader:
                 continue  # end-of-archive blocks between concatenated archives
             self.end_blocks = False
             try:
-                info = tarfile.TarInfo.frombuf(block, _ENC, _ERRORS)
+                info = fast_header(block) or tarfile.TarInfo.frombuf(block, _ENC, _ERRORS)
             except tarfile.HeaderError as exc:
                 if self._nonce is None:
                     raise TarFormatError(
@@ -172,7 +174,7 @@ class TarReader:
                     self.ended = True
                 continue
             if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
-                records = _parse_pax(self._meta_content(info.size))
+                records = parse_pax(self._meta_content(info.size))
                 (global_pax if info.type == tarfile.XGLTYPE else pending_pax).update(records)
                 continue
             if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
@@ -281,27 +283,6 @@ _NO_DATA = {
 }
 
 
-def _parse_pax(data: bytes) -> dict[str, str]:
-    """Parse pax records ``"<len> <key>=<value>\\n"``; malformed records end the parse."""
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        if space < 0:
-            break
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            break
-        record = data[space + 1 : pos + length]
-        if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
-            break
-        key, _, value = record[:-1].partition(b"=")
-        out[key.decode(_ENC, _ERRORS)] = value.decode(_ENC, _ERRORS)
-        pos += length
-    return out
-
-
 def _pax_int(pax: dict[str, str], key: str, default: int) -> int:
     try:
         return int(pax[key]) if key in pax else default
@@ -340,7 +321,7 @@ class TarWriter:
 
     def begin(self, info: tarfile.TarInfo) -> None:
         """Write the header; for regular files, ``info.size`` content bytes must follow."""
-        self._out.write(info.tobuf(tarfile.PAX_FORMAT, _ENC, _ERRORS))
+        self._out.write(fast_tobuf(info) or info.tobuf(tarfile.PAX_FORMAT, _ENC, _ERRORS))
         size = info.size if info.isreg() else 0
         self._left = size
         self._pad = -size % BLOCK
