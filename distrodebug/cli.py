@@ -42,17 +42,48 @@ ContainerOpt = Annotated[
     str | None, typer.Option("--container", "-c", help="Kubernetes: the container to debug.")
 ]
 NamespaceOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Kubernetes namespace.")]
+ContextOpt = Annotated[
+    str | None, typer.Option("--context", help="Kubernetes: the kubeconfig context to use.")
+]
+ProfileOpt = Annotated[
+    str,
+    typer.Option("--profile", help="Kubernetes: auto, general, baseline, restricted, netadmin, sysadmin."),
+]
+ReuseOpt = Annotated[
+    bool, typer.Option("--reuse", help="Kubernetes: reuse a running debugger of ours in the pod.")
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", help="Seconds to wait for the debugger to start.")
+]
 ImageTargetOpt = Annotated[
     str | None,
     typer.Option("--image-target", help="Explore this image's filesystem without running it."),
 ]
 
 
-def _runtime(target: Any) -> Any:
+class KubeOpts:
+    """Kubernetes-only options, carried to the runtime factory."""
+
+    def __init__(self, context: str | None = None, profile: str = "auto", reuse: bool = False,
+                 timeout: float | None = None) -> None:
+        self.context, self.profile, self.reuse, self.timeout = context, profile, reuse, timeout
+
+
+def _runtime(target: Any, kube: KubeOpts | None = None) -> Any:
+    kube = kube or KubeOpts()
     if target.runtime == "kubernetes":
+        from .runtimes.kubernetes import KubernetesRuntime
+        from .settings import load_settings
+
+        return KubernetesRuntime(
+            context=kube.context, namespace=target.namespace, profile=kube.profile,
+            reuse=kube.reuse, timeout=load_settings(None, kube.timeout).timeout,
+        )
+    if kube.context or kube.profile != "auto" or kube.reuse:
         raise UsageError(
-            f"Kubernetes targets such as '{target}' are not supported by this version yet.",
-            "Debug a Docker container by name or ID.",
+            f"--context, --profile and --reuse apply to Kubernetes targets, and '{target}' is a "
+            "Docker container.",
+            f"Write pod/{target} to debug a pod.",
         )
     from .runtimes.docker import DockerRuntime
 
@@ -81,7 +112,8 @@ def _resolve(target: str | None, image_target: str | None, container: str | None
 
 
 def _session(target: Any, command: tuple[str, ...] | None, image: str | None, user: str | None,
-             cap_add: list[str] | None, privileged: bool, stdin: bool | None) -> int:
+             cap_add: list[str] | None, privileged: bool, stdin: bool | None,
+             kube: KubeOpts | None = None) -> int:
     from . import session
     from .settings import load_settings
 
@@ -89,7 +121,8 @@ def _session(target: Any, command: tuple[str, ...] | None, image: str | None, us
         target=target, command=command, user=user, cap_add=tuple(cap_add or ()),
         privileged=privileged, stdin=stdin,
     )
-    result = session.run(request, _runtime(target), load_settings(image), _UI())
+    settings = load_settings(image, kube.timeout if kube else None)
+    result = session.run(request, _runtime(target, kube), settings, _UI())
     for note in result.notes:
         console.notice(f"distrodebug: {note}")
     return result.exit_code
@@ -105,10 +138,15 @@ def shell(
     privileged: PrivOpt = False,
     container: ContainerOpt = None,
     namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    profile: ProfileOpt = "auto",
+    reuse: ReuseOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Open an interactive shell beside the target, in its root view, with debug tools on PATH."""
     resolved = _resolve(target, image_target, container, namespace)
-    raise typer.Exit(_session(resolved, None, image, user, cap_add, privileged, True))
+    kube = KubeOpts(context, profile, reuse, timeout)
+    raise typer.Exit(_session(resolved, None, image, user, cap_add, privileged, True, kube))
 
 
 @app.command(
@@ -129,6 +167,9 @@ def exec_(
     ] = None,
     container: ContainerOpt = None,
     namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    profile: ProfileOpt = "auto",
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Run one command beside the target without a TTY; its exit status becomes ours."""
     words = list(command or [])
@@ -142,7 +183,8 @@ def exec_(
         resolved = _resolve(target, None, container, namespace)
     if not words:
         raise UsageError("No command was given.", "Example: 'distrodebug exec web -- ps'.")
-    raise typer.Exit(_session(resolved, tuple(words), image, user, cap_add, privileged, stdin))
+    kube = KubeOpts(context, profile, False, timeout)
+    raise typer.Exit(_session(resolved, tuple(words), image, user, cap_add, privileged, stdin, kube))
 
 
 @app.command()

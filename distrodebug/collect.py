@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import dumpscript, procinfo, session, sidecar
+from . import dumpscript, procinfo, profiles, session, sidecar
 from .dump import DumpInfo, DumpResult, write_bundle
 from .dumpopts import DumpOptions, SkippedEntry
 from .errors import BundleError
@@ -88,7 +88,7 @@ def dump(
     if out.exists() and out.is_dir():
         raise BundleError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
     info = runtime.inspect(target)
-    mode = session.choose_mode(info)
+    mode = profiles.choose_mode(info)
     changes = _changes(runtime, info)
     meta: dict[str, Any] = {"inspect.json": dict(info.raw)}
     if info.status != "image":

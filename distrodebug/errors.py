@@ -82,6 +82,10 @@ class SidecarFailed(DistrodebugError):
     """The debug sidecar could not be created or started, or died unexpectedly."""
 
 
+class TargetChanged(SidecarFailed):
+    """The target changed state between inspection and start (a crash loop restarting it)."""
+
+
 class EngineGone(DistrodebugError):
     """The engine stopped answering in the middle of a session."""
 

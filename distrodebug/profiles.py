@@ -6,10 +6,14 @@ ends up in the banner, so an on-call engineer can see why the sidecar was given 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .runtimes.base import TargetInfo
+from .errors import TargetNotDebuggable
+
+if TYPE_CHECKING:
+    from .runtimes.base import Mode, TargetInfo
 
 #: "chroot": the session runs inside the target's root with the sidecar's tools on PATH.
 #: "proc": the session stays in the sidecar; the target's root is at /proc/<pid>/root.
@@ -23,14 +27,40 @@ class Privileges:
     privileged: bool
     view: View
     reason: str
+    #: Kubernetes: the debug container's securityContext and the profile that made it.
+    security_context: Mapping[str, Any] | None = None
+    profile: str = ""
 
     def describe(self) -> str:
         """A few words for the banner: 'root +SYS_PTRACE', 'uid 65532', 'privileged'."""
+        if self.profile:
+            who = f"uid {self.user}" if self.user else "the image's user"
+            caps = "".join(f" +{cap}" for cap in self.cap_add)
+            return f"profile {self.profile}, {who}{caps}{' privileged' if self.privileged else ''}"
         if self.privileged:
             return "privileged"
         who = "root" if self.user in ("0", "root", "0:0") else f"user {self.user}"
         caps = "".join(f" +{cap}" for cap in self.cap_add)
         return f"{who}{caps}"
+
+
+def choose_mode(info: TargetInfo) -> Mode:
+    """Join a running target; copy a stopped one; refuse states that cannot be debugged."""
+    if info.status == "image":
+        return "image"
+    if info.status == "running":
+        return "join"
+    if info.status == "paused":
+        raise TargetNotDebuggable(
+            f"'{info.name}' is paused, so its processes cannot be inspected.",
+            f"Unpause it with 'docker unpause {info.name}' and run the command again.",
+        )
+    if info.status in ("exited", "created", "restarting"):
+        return "snapshot"
+    raise TargetNotDebuggable(
+        f"'{info.name}' is in state '{info.status}' and cannot be debugged.",
+        "Remove it and start it again, or debug its image with --image-target.",
+    )
 
 
 def _normal_caps(caps: tuple[str, ...]) -> tuple[str, ...]:

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol, TypeVar
 
-from . import profiles, sidecar, terminal
+from . import sidecar, terminal
 from .errors import (
     Interrupted,
     SidecarFailed,
+    TargetChanged,
     TargetNotDebuggable,
     UsageError,
 )
@@ -95,25 +96,6 @@ def owner_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def choose_mode(info: TargetInfo) -> Mode:
-    """Join a running target; copy a stopped one; refuse states that cannot be debugged."""
-    if info.status == "image":
-        return "image"
-    if info.status == "running":
-        return "join"
-    if info.status == "paused":
-        raise TargetNotDebuggable(
-            f"'{info.name}' is paused, so its processes cannot be inspected.",
-            f"Unpause it with 'docker unpause {info.name}' and run the command again.",
-        )
-    if info.status in ("exited", "created", "restarting"):
-        return "snapshot"
-    raise TargetNotDebuggable(
-        f"'{info.name}' is in state '{info.status}' and cannot be debugged.",
-        "Remove it and start it again, or debug its image with --image-target.",
-    )
-
-
 def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str) -> str:
     """The one line that tells the user what they are looking at."""
     head = f"distrodebug: {info.name}"
@@ -180,13 +162,11 @@ def plan(
     """inspect -> check -> choose privileges -> ensure image -> build the spec."""
     interactive = request.command is None
     info = runtime.inspect(request.target)
-    mode = choose_mode(info)
-    if mode == "join":
-        priv = profiles.choose_docker(
-            info, user=request.user, cap_add=request.cap_add, privileged=request.privileged
-        )
-    else:
-        priv = profiles.choose_copy(user=request.user, cap_add=request.cap_add)
+    if info.note:
+        ui.notice(f"distrodebug: {info.note}")
+    mode, priv = runtime.privileges(
+        info, user=request.user, cap_add=request.cap_add, privileged=request.privileged
+    )
     if request.outside_target:
         priv = dataclasses.replace(priv, view="proc")
     image = runtime.ensure_image(settings.image, ui.notice)
@@ -226,6 +206,21 @@ def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
                 started.remove()
 
 
+@contextlib.contextmanager
+def _started_replanning(
+    runtime: Runtime, chosen: Plan, replan: Callable[[], Plan]
+) -> Iterator[tuple[Sidecar, Plan]]:
+    """Start the sidecar; if the target changed state meanwhile (a crash loop), plan once more."""
+    try:
+        with started_sidecar(runtime, chosen) as started:
+            yield started, chosen
+            return
+    except TargetChanged:
+        chosen = replan()
+    with started_sidecar(runtime, chosen) as started:
+        yield started, chosen
+
+
 def _check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> None:
     if chosen.mode == "join" and runtime.target_state(chosen.info) != "running":
         name = chosen.info.name
@@ -254,7 +249,10 @@ def run(
         )
     chosen = plan(request, runtime, settings, ui, term)
     result = SessionResult(125, chosen.info, chosen.mode, chosen.privileges)
-    with started_sidecar(runtime, chosen) as started:
+    with _started_replanning(runtime, chosen, lambda: plan(request, runtime, settings, ui, term)) as (
+        started,
+        chosen,
+    ):
         result.sidecar_name = started.name
         if interactive:
             ui.notice(banner(chosen.info, chosen.mode, chosen.privileges, chosen.image))
@@ -268,6 +266,7 @@ def run(
                 stderr_fd=term.stderr_fd,
             )
         result.exit_code = started.wait()
+        result.notes.extend(getattr(started, "notes", []))
     _check_target_survived(runtime, chosen, result.exit_code)
     if chosen.mode != "join" and interactive:
         result.notes.append("the throwaway copy and everything changed in it were removed")
@@ -317,8 +316,11 @@ def capture(
 
     Returns what ``consume`` returned, the command's exit status, its stderr and the plan.
     """
-    chosen = plan(request, runtime, settings, ui, Terminal())
-    with started_sidecar(runtime, chosen) as started:
+    first = plan(request, runtime, settings, ui, Terminal())
+    with _started_replanning(runtime, first, lambda: plan(request, runtime, settings, ui, Terminal())) as (
+        started,
+        chosen,
+    ):
         assert started.stream is not None
         output = SidecarOutput(started.stream, on_stderr)
         reader = io.BufferedReader(output, buffer_size=1 << 20)

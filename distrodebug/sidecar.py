@@ -18,6 +18,12 @@ SHELL = "/bin/sh"
 
 # $1.. is the command to run; none means an interactive shell.
 _JOIN_SCRIPT = r"""
+# A new terminal is 0x0 until the client's first resize, which comes once it is attached:
+# waiting for it means the first prompt is never lost (Kubernetes attaches after start).
+n=0
+while [ $# -eq 0 ] && [ "$(stty size 2>/dev/null)" = "0 0" ] && [ $n -lt 100 ]; do
+  sleep 0.05; n=$((n+1))
+done
 P=$$
 T=/proc/$P/root
 R=/proc/$DD_PID/root
@@ -126,6 +132,7 @@ def build_spec(
         stdin=stdin,
         join_ipc=mode == "join" and info.ipc_shareable,
         tools_mount=tools_mount,
+        security_context=privileges.security_context,
     )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..target import Target
+
+if TYPE_CHECKING:
+    from ..profiles import Privileges
 
 Mode = Literal["join", "snapshot", "image"]
 #: stdout and stderr channel numbers, as Docker's stream header and Kubernetes' channels use them.
@@ -36,6 +39,10 @@ class TargetInfo:
     repo_digests: tuple[str, ...] = ()
     #: The runtime's own description of the target (docker inspect, the pod object).
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: Kubernetes: the target container and its namespace; a note on how it was chosen.
+    container: str = ""
+    namespace: str = ""
+    note: str = ""
 
     @property
     def running(self) -> bool:
@@ -73,6 +80,8 @@ class SidecarSpec:
     join_ipc: bool = False
     #: snapshot/image modes: where the debug image's /bin is mounted inside the throwaway container.
     tools_mount: str = "/.distrodebug"
+    #: Kubernetes: the debug container's securityContext, as the profile made it.
+    security_context: Mapping[str, Any] | None = None
 
 
 class Stream(Protocol):
@@ -118,6 +127,12 @@ class Runtime(Protocol):
     def inspect(self, target: Target) -> TargetInfo: ...
 
     def ensure_image(self, ref: str, notice: Callable[[str], None]) -> ImageInfo: ...
+
+    def privileges(
+        self, info: TargetInfo, *, user: str | None, cap_add: tuple[str, ...], privileged: bool
+    ) -> tuple[Mode, Privileges]:
+        """How to reach the target (join a running one, or a copy) and with what privilege."""
+        ...
 
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> Sidecar: ...
 

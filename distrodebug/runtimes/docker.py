@@ -19,7 +19,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .. import settings
+from .. import profiles, settings
 from ..errors import (
     AmbiguousTarget,
     DistrodebugError,
@@ -29,9 +29,11 @@ from ..errors import (
     NoSuchTarget,
     PermissionDenied,
     SidecarFailed,
+    TargetChanged,
 )
+from ..profiles import Privileges
 from ..target import Target
-from .base import STDERR, STDOUT, ImageInfo, SidecarSpec, TargetInfo
+from .base import STDERR, STDOUT, ImageInfo, Mode, SidecarSpec, TargetInfo
 
 #: The oldest API with everything we use; pinning it saves a version round trip per command.
 API_VERSION = "1.41"
@@ -279,6 +281,14 @@ class DockerRuntime:
             raw=data,
         )
 
+    def privileges(
+        self, info: TargetInfo, *, user: str | None, cap_add: tuple[str, ...], privileged: bool
+    ) -> tuple[Mode, Privileges]:
+        mode = profiles.choose_mode(info)
+        if mode == "join":
+            return mode, profiles.choose_docker(info, user=user, cap_add=cap_add, privileged=privileged)
+        return mode, profiles.choose_copy(user=user, cap_add=cap_add)
+
     def target_state(self, info: TargetInfo) -> str:
         try:
             return str(self.api.inspect_container(info.id)["State"]["Status"])
@@ -364,7 +374,7 @@ class DockerRuntime:
     def _start_failed(self, exc: docker.errors.APIError, info: TargetInfo) -> DistrodebugError:
         text = _explain(exc)
         if "is restarting" in text or "is not running" in text or "is paused" in text:
-            return SidecarFailed(
+            return TargetChanged(
                 f"Could not join '{info.name}': {text}.",
                 "Run the command again: distrodebug then works on a snapshot of the stopped target.",
             )
@@ -519,14 +529,34 @@ def _path_of(env: list[str] | None) -> str:
     return DEFAULT_PATH
 
 
-def info_from_inspect(data: Mapping[str, Any]) -> TargetInfo:
-    """TargetInfo from 'docker inspect' data; pure."""
+#: A container restarted by the engine and up for less than this is taken to be crash-looping.
+CRASH_LOOP_UPTIME = 10.0
+
+
+def _uptime(started_at: str, now: float) -> float | None:
+    from datetime import datetime
+
+    try:
+        started = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    return now - started.timestamp()
+
+
+def info_from_inspect(data: Mapping[str, Any], now: float | None = None) -> TargetInfo:
+    """TargetInfo from 'docker inspect' data; pure but for the clock."""
     config = data.get("Config") or {}
     host = data.get("HostConfig") or {}
     state = data.get("State") or {}
     status = str(state.get("Status") or "unknown")
     if state.get("Restarting"):
         status = "restarting"
+    elif status == "running" and int(data.get("RestartCount") or 0) > 0:
+        # Between two crashes a crash-looping container looks running for a moment; joining it
+        # then would end with it. Debug its last filesystem instead.
+        up = _uptime(str(state.get("StartedAt") or ""), time.time() if now is None else now)
+        if up is not None and up < CRASH_LOOP_UPTIME:
+            status = "restarting"
     pid = 1
     if host.get("PidMode") == "host":
         pid = int(state.get("Pid") or 1)

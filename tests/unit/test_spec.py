@@ -108,3 +108,17 @@ def test_info_from_inspect() -> None:
     data["State"]["Restarting"] = True  # type: ignore[index]
     got = info_from_inspect(data)
     assert got.pid == 4242 and got.status == "restarting"
+
+
+def test_recently_restarted_container_counts_as_crash_looping() -> None:
+    data = {
+        "Id": "abc", "Name": "/web", "RestartCount": 4, "Config": {}, "HostConfig": {},
+        "State": {"Status": "running", "Running": True, "StartedAt": "2026-11-26T10:00:00.5Z"},
+    }
+    from datetime import UTC, datetime
+
+    started = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC).timestamp()
+    assert info_from_inspect(data, now=started + 3).status == "restarting"
+    assert info_from_inspect(data, now=started + 3600).status == "running"
+    data["RestartCount"] = 0
+    assert info_from_inspect(data, now=started + 3).status == "running"

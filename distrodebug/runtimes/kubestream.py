@@ -1,0 +1,106 @@
+"""Kubernetes attach/exec over WebSocket (channel protocols v5, falling back to v4).
+
+Every message is one channel byte and a payload: 0 stdin, 1 stdout, 2 stderr, 3 status (a JSON
+metav1.Status on v4/v5), 4 resize (client to server), 255 close (v5: half-close a channel). The
+official client's stream() patches the ApiClient in place and cannot half-close stdin on v4, so
+we drive websocket-client ourselves, with the client's own TLS and auth settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from .base import STDERR, STDOUT
+
+V5 = "v5.channel.k8s.io"
+V4 = "v4.channel.k8s.io"
+STDIN_CH, STDOUT_CH, STDERR_CH, STATUS_CH, RESIZE_CH, CLOSE_CH = 0, 1, 2, 3, 4, 255
+
+
+def exit_code_from_status(status: dict[str, Any] | None) -> int | None:
+    """The exit code a v4/v5 status message carries (exec only; attach has none)."""
+    if not status:
+        return None
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", ""))
+            except ValueError:
+                return None
+    return None
+
+
+class WebSocketStream:
+    """The Stream protocol over a connected websocket-client WebSocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+        self.protocol = ws.getsubprotocol() or ""
+        self.status: dict[str, Any] | None = None
+
+    def fileno(self) -> int:
+        return int(self._ws.sock.fileno())
+
+    def pending(self) -> bool:
+        return bool(getattr(self._ws.sock, "pending", lambda: 0)())
+
+    def send(self, data: bytes) -> None:
+        self._ws.send_binary(bytes([STDIN_CH]) + data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        payload = json.dumps({"Width": cols, "Height": rows}).encode()
+        with contextlib.suppress(Exception):
+            self._ws.send_binary(bytes([RESIZE_CH]) + payload)
+
+    def recv(self) -> list[tuple[int, bytes]]:
+        import websocket
+
+        try:
+            opcode, data = self._ws.recv_data(control_frame=True)
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            return []
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return []
+        if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or not data:
+            return [(STDOUT, b"")]
+        channel, payload = data[0], bytes(data[1:])
+        if channel == STATUS_CH and payload:
+            with contextlib.suppress(ValueError):
+                self.status = json.loads(payload)
+            return [(STDOUT, b"")]
+        if channel == STDERR_CH:
+            return [(STDERR, payload)]
+        return [(STDOUT, payload)] if channel == STDOUT_CH else [(STDOUT, b"")]
+
+    def close_write(self) -> None:
+        # Only v5 can say "stdin ended"; on v4 the remote side sees EOF when we disconnect.
+        if self.protocol == V5:
+            with contextlib.suppress(Exception):
+                self._ws.send_binary(bytes([CLOSE_CH, STDIN_CH]))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ws.close(timeout=1)
+
+
+def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebSocketStream:
+    """Open a WebSocket to an attach/exec path with the client configuration's TLS and auth."""
+    from urllib.parse import urlencode
+
+    from kubernetes.stream.ws_client import create_websocket
+
+    host = configuration.host.rstrip("/")
+    url = host.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    url = f"{url}{path}?{urlencode(query)}"
+    headers = {"sec-websocket-protocol": f"{V5},{V4}"}
+    token = configuration.get_api_key_with_prefix("authorization") or configuration.get_api_key_with_prefix(
+        "BearerToken"
+    )
+    if token:
+        headers["authorization"] = token
+    ws = create_websocket(configuration, url, headers)
+    return WebSocketStream(ws)
