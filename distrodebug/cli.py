@@ -149,10 +149,7 @@ def shell(
     raise typer.Exit(_session(resolved, None, image, user, cap_add, privileged, True, kube))
 
 
-@app.command(
-    name="exec",
-    context_settings={"allow_interspersed_args": False},
-)
+@app.command(name="exec")
 def exec_(
     target: Annotated[str, typer.Argument(help="Container name or ID (or --image-target).")],
     command: Annotated[list[str] | None, typer.Argument(help="The command after --.")] = None,

@@ -4,6 +4,7 @@ The join-mode script never writes into the target. It keeps one process P (the o
 outside the chroot, so after ``chroot /proc/<pid>/root`` the sidecar's own files stay reachable at
 ``/proc/P/root`` and its tools go on PATH from there. The outer shell must not exec chroot in
 place (busybox ash does that for the last command of ``sh -c``), hence the ``rc=$?`` after it.
+The scripts avoid ``$$`` and ``$(NAME)``: Kubernetes expands those in env values and commands.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ n=0
 while [ $# -eq 0 ] && [ "$(stty size 2>/dev/null)" = "0 0" ] && [ $n -lt 100 ]; do
   sleep 0.05; n=$((n+1))
 done
-P=$$
+# Our own pid without dollar-dollar, which Kubernetes rewrites in env and command values.
+read -r P _ < /proc/self/stat
 T=/proc/$P/root
 R=/proc/$DD_PID/root
 TOOLS="$T/bin:$T/sbin:$T/usr/bin:$T/usr/sbin:$T/usr/local/bin:$T/usr/local/sbin"

@@ -124,6 +124,7 @@ class KubeSidecar:
             code = exit_code_from_status(self._stream.status if self._stream else None)
             return 125 if code is None else code
         deadline = time.monotonic() + 10
+        time.sleep(0.3)  # the kubelet reports the exit a moment after the stream closes
         while time.monotonic() < deadline:
             pod = self._runtime.read_pod(self.pod)
             state = (container_status(pod, self.name) or {}).get("state") or {}
@@ -174,6 +175,7 @@ class KubernetesRuntime:
         self.endpoint = self.configuration.host
         self.api = client.ApiClient(self.configuration)
         self.core = client.CoreV1Api(self.api)
+        self._last_read: tuple[float, dict[str, Any]] = (0.0, {})
 
     @contextlib.contextmanager
     def _calls(self, what: str, pod: str = "") -> Iterator[None]:
@@ -195,7 +197,9 @@ class KubernetesRuntime:
 
     def read_pod(self, name: str) -> dict[str, Any]:
         with self._calls(f"reading pod '{name}'", name):
-            return self._json(self.core.read_namespaced_pod, name, self.namespace)
+            pod = self._json(self.core.read_namespaced_pod, name, self.namespace)
+        self._last_read = (time.monotonic(), pod)
+        return pod
 
     # -- targets -------------------------------------------------------------------------------
     def inspect(self, target: Target) -> TargetInfo:
@@ -246,8 +250,10 @@ class KubernetesRuntime:
         return sorted(running, key=lambda p: p["metadata"]["name"])[0]
 
     def target_state(self, info: TargetInfo) -> str:
+        read_at, pod = self._last_read
         try:
-            pod = self._json(self.core.read_namespaced_pod, info.name, self.namespace)
+            if time.monotonic() - read_at > 2 or pod.get("metadata", {}).get("name") != info.name:
+                pod = self._json(self.core.read_namespaced_pod, info.name, self.namespace)
         except ApiException as exc:
             return "removed" if exc.status == 404 else "unknown"
         except Exception:
@@ -313,7 +319,7 @@ class KubernetesRuntime:
                 idle = (spec.argv[0],) if spec.argv[0].endswith("reaper") else ()
                 body_spec = _replace_argv(spec, (*idle, "sleep", str(IDLE_SECONDS)))
             body = ephemeral_container(body_spec, name, info.container, spec.security_context)
-            with self._calls(f"adding a debug container to pod '{info.name}'", info.name):
+            with self._calls(f"adding an ephemeral debug container to pod '{info.name}'", info.name):
                 patched = self._json(
                     self.core.patch_namespaced_pod_ephemeralcontainers, info.name, self.namespace,
                     {"spec": {"ephemeralContainers": [body]}},

@@ -39,7 +39,9 @@ class WebSocketStream:
 
     def __init__(self, ws: Any) -> None:
         self._ws = ws
-        self.protocol = ws.getsubprotocol() or ""
+        # The protocol was offered as a raw header, so websocket-client did not record the answer.
+        headers = {k.lower(): v for k, v in (ws.getheaders() or {}).items()}
+        self.protocol = ws.getsubprotocol() or headers.get("sec-websocket-protocol", "")
         self.status: dict[str, Any] | None = None
 
     def fileno(self) -> int:
