@@ -360,6 +360,51 @@ def report(
         console.table("skipped", ["PATH", "REASON"], [(r.path, r.reason) for r in summary.skipped[:50]])
 
 
+@app.command()
+def doctor(
+    target: Annotated[str | None, typer.Argument(help="Optional: a container or pod/NAME.")] = None,
+    kubernetes: Annotated[bool, typer.Option("--kubernetes", help="Check the cluster.")] = False,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    profile: ProfileOpt = "auto",
+    image: ImageOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+) -> None:
+    """Check that debugging can work here: engine or cluster, permissions, Pod Security, target."""
+    import dataclasses
+
+    from . import doctor as core
+    from .settings import load_settings
+    from .target import Target
+
+    resolved = _resolve(target, None, None, namespace) if target else None
+    settings = load_settings(image)
+    on_kube = kubernetes or context is not None or (resolved is not None
+                                                    and resolved.runtime == "kubernetes")
+    if on_kube:
+        kube_target = resolved or Target(kind="pod", name="x", runtime="kubernetes",
+                                         namespace=namespace)
+        runtime = _runtime(kube_target, KubeOpts(context, profile))
+        report = core.kubernetes(runtime, resolved, settings)
+    else:
+        from .runtimes.docker import DockerRuntime
+
+        report = core.docker(DockerRuntime(), resolved, settings)
+    if output == "json":
+        console.emit_json("doctor", {"runtime": report.runtime, "endpoint": report.endpoint,
+                                     "ok": report.ok, "prediction": report.prediction,
+                                     "checks": [dataclasses.asdict(c) for c in report.checks]})
+    else:
+        console.table(f"distrodebug doctor: {report.runtime} at {report.endpoint}",
+                      ["CHECK", "RESULT", "DETAIL"],
+                      [(c.name, "ok" if c.ok else ("FAIL" if c.required else "warn"), c.detail)
+                       for c in report.checks])
+        if report.prediction:
+            sys.stdout.write(f"\nprediction: {report.prediction}\n")
+        sys.stdout.write(f"\n{'debugging should work' if report.ok else 'debugging cannot work'}\n")
+    raise typer.Exit(0 if report.ok else ExitCode.CHECK_FAILED)
+
+
 @app.command(name="sessions")
 def sessions(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",

@@ -289,6 +289,10 @@ class DockerRuntime:
             return mode, profiles.choose_docker(info, user=user, cap_add=cap_add, privileged=privileged)
         return mode, profiles.choose_copy(user=user, cap_add=cap_add)
 
+    def server_version(self) -> str:
+        with translate(self.endpoint, "reading the engine version"):
+            return str(self.api.version(api_version=False).get("Version", "?"))
+
     def target_state(self, info: TargetInfo) -> str:
         try:
             return str(self.api.inspect_container(info.id)["State"]["Status"])

@@ -300,6 +300,28 @@ class KubernetesRuntime:
             security_context=ctx or None, profile=choice.profile,
         )
 
+    def server_version(self) -> str:
+        with self._calls("reading the server version"):
+            return str(client.VersionApi(self.api).get_code().git_version)
+
+    def can_i(self, verb: str, resource: str, subresource: str, name: str) -> tuple[bool, str]:
+        """A SelfSubjectAccessReview, with the subresource where kubectl's can-i gets it wrong."""
+        attrs = {"namespace": self.namespace, "verb": verb, "resource": resource}
+        if subresource:
+            attrs["subresource"] = subresource
+        if name:
+            attrs["name"] = name
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        with self._calls(f"checking '{verb} {resource}'"):
+            review = self._json(client.AuthorizationV1Api(self.api).create_self_subject_access_review,
+                                body)
+        status = review.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
+    def namespace_labels(self) -> dict[str, str] | None:
+        return self._namespace_labels()
+
     def _namespace_labels(self) -> dict[str, str] | None:
         try:
             ns = self._json(self.core.read_namespace, self.namespace)
