@@ -342,6 +342,7 @@ def _interactive(started: Sidecar, term: Terminal) -> None:
         started.resize(rows, cols)
 
     resize()
+    stream.send(b"\n")  # the entry script waits for this line before starting the shell
     with terminal.resize_events() as resize_fd, terminal.raw_mode(term.stdin_fd):
         terminal.pump(
             stream,

@@ -17,14 +17,19 @@ from .runtimes.base import Mode, SidecarSpec, TargetInfo
 
 SHELL = "/bin/sh"
 
+_WAIT_FOR_CLIENT = r"""
+# An interactive shell waits for one line from the client before it starts, so its first prompt
+# is written to an attached client (Kubernetes attaches only after the container started). No
+# client within a minute: end, rather than leave a debugger nobody can remove.
+if [ $# -eq 0 ]; then
+  stty -echo 2>/dev/null
+  read -r -t 60 _ || exit 0
+  stty echo 2>/dev/null
+fi
+"""
+
 # $1.. is the command to run; none means an interactive shell.
-_JOIN_SCRIPT = r"""
-# A new terminal is 0x0 until the client's first resize, which comes once it is attached:
-# waiting for it means the first prompt is never lost (Kubernetes attaches after start).
-n=0
-while [ $# -eq 0 ] && [ "$(stty size 2>/dev/null)" = "0 0" ] && [ $n -lt 100 ]; do
-  sleep 0.05; n=$((n+1))
-done
+_JOIN_SCRIPT = _WAIT_FOR_CLIENT + r"""
 # Our own pid without dollar-dollar, which Kubernetes rewrites in env and command values.
 read -r P _ < /proc/self/stat
 T=/proc/$P/root
@@ -59,6 +64,7 @@ exec "$@"
 # The throwaway copy's root is the container's own root; the tools are mounted at $DD_TOOLS.
 _COPY_SCRIPT = r"""
 export PATH="$DD_TOOLS:$DD_TARGET_PATH" DISTRODEBUG_TOOLS="$DD_TOOLS" DISTRODEBUG_ROOT=/
+""" + _WAIT_FOR_CLIENT + r"""
 cd "$DD_WORKDIR" 2>/dev/null || cd /
 unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
 [ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/sh" -i

@@ -129,7 +129,10 @@ class KubeSidecar:
             pod = self._runtime.read_pod(self.pod)
             state = (container_status(pod, self.name) or {}).get("state") or {}
             if state.get("terminated"):
-                return int(state["terminated"].get("exitCode", 0))
+                code = int(state["terminated"].get("exitCode", 0))
+                self.notes.append(f"debug container {self.name} exited with status {code}; "
+                                  "ephemeral containers stay listed in the pod but hold nothing")
+                return code
             time.sleep(0.2)
         self.notes.append(
             f"the debugger {self.name} is still running: reattach with 'kubectl attach "
@@ -358,7 +361,6 @@ class KubernetesRuntime:
         else:
             query = [("container", name), ("stdin", "true"), ("stdout", "true"), ("tty", "true")]
             path = f"{base}/attach"
-            sidecar.notes.append(f"debug container {name} ended with the session")
         with self._calls(f"attaching to {name}", info.name):
             sidecar._stream = connect(self.configuration, path, query)
         return sidecar
