@@ -360,6 +360,42 @@ def report(
         console.table("skipped", ["PATH", "REASON"], [(r.path, r.reason) for r in summary.skipped[:50]])
 
 
+@app.command(name="cp")
+def cp(
+    source: Annotated[str, typer.Argument(help="TARGET:/path or a local path.")],
+    destination: Annotated[str, typer.Argument(help="A local path or TARGET:/path.")],
+    container: ContainerOpt = None,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    profile: ProfileOpt = "auto",
+    image: ImageOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Copy files out of or into a target that has no tar (running or stopped)."""
+    from pathlib import Path
+
+    from . import copy
+    from .settings import load_settings
+
+    src = copy.parse_endpoint(source, container, namespace)
+    dst = copy.parse_endpoint(destination, container, namespace)
+    if (src.target is None) == (dst.target is None):
+        raise UsageError(
+            "Exactly one side of 'cp' must be inside a target.",
+            "Examples: 'distrodebug cp pod/api:/etc/config ./config', "
+            "'distrodebug cp ./fix.json web:/tmp/'.",
+        )
+    remote = src.target or dst.target
+    runtime = _runtime(remote, KubeOpts(context, profile))
+    settings = load_settings(image)
+    if src.target is not None:
+        count = copy.copy_from(src, Path(dst.path), runtime, settings, _UI())
+        console.notice(f"copied {count} entries from {source} to {dst.path}")
+    else:
+        copy.copy_to(Path(src.path), dst, runtime, settings, _UI(), uid=user)
+        console.notice(f"copied {src.path} to {destination}")
+
+
 @app.command()
 def doctor(
     target: Annotated[str | None, typer.Argument(help="Optional: a container or pod/NAME.")] = None,

@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -304,6 +305,23 @@ class SidecarOutput(io.RawIOBase):
         return size
 
 
+def _feed(stream: Stream, source: BinaryIO) -> threading.Thread:
+    """Copy ``source`` into the sidecar's stdin from a thread, then close stdin."""
+
+    def run() -> None:
+        try:
+            while chunk := source.read(1 << 16):
+                stream.send(chunk)
+        except OSError:
+            pass  # the command ended early; its status says why
+        finally:
+            stream.close_write()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def capture(
     request: SessionRequest,
     runtime: Runtime,
@@ -311,6 +329,7 @@ def capture(
     ui: UI,
     consume: Callable[[BinaryIO, Plan], T],
     on_stderr: Callable[[bytes], None] | None = None,
+    stdin_from: BinaryIO | None = None,
 ) -> tuple[T, int, bytes, Plan]:
     """Run a command in the sidecar and hand its stdout, as a file, to ``consume``.
 
@@ -322,11 +341,14 @@ def capture(
         chosen,
     ):
         assert started.stream is not None
+        feeder = _feed(started.stream, stdin_from) if stdin_from is not None else None
         output = SidecarOutput(started.stream, on_stderr)
         reader = io.BufferedReader(output, buffer_size=1 << 20)
         value = consume(reader, chosen)
         while reader.read(1 << 20):  # drain, so the command can finish writing
             pass
+        if feeder is not None:
+            feeder.join()
         code = started.wait()
     _check_target_survived(runtime, chosen, code)
     return value, code, bytes(output.stderr), chosen

@@ -493,6 +493,46 @@ class DockerRuntime:
                 if created:
                     self.remove_objects([("container", created)])
 
+    def archive_path(self, info: TargetInfo, path: str) -> Any:
+        """A stopped container's file or directory as a tar stream (the engine's archive API)."""
+        with translate(self.endpoint, f"reading '{path}' from '{info.name}'"):
+            try:
+                stream, _ = self.api.get_archive(info.id, path, chunk_size=1 << 20)
+            except docker.errors.NotFound:
+                raise NoSuchTarget(f"'{path}' does not exist in {info.name}.", "") from None
+        return io.BufferedReader(_ChunkReader(stream), buffer_size=1 << 20)
+
+    def put_path(self, info: TargetInfo, dest: str, local: Any) -> None:
+        """Write a local path into a stopped container, docker-cp style."""
+        import tarfile
+
+        parent, _, name = dest.rstrip("/").rpartition("/")
+        into, arcname = (dest, local.name) if self._is_dir(info.id, dest) else (parent or "/", name)
+        read_fd, write_fd = os.pipe()
+
+        def write() -> None:
+            with os.fdopen(write_fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
+                tar.add(str(local), arcname=arcname)
+
+        import threading
+
+        threading.Thread(target=write, daemon=True).start()
+        with translate(self.endpoint, f"writing '{dest}' into '{info.name}'"), os.fdopen(
+            read_fd, "rb"
+        ) as source:
+            try:
+                self.api.put_archive(info.id, into, source)
+            except docker.errors.NotFound:
+                raise NoSuchTarget(f"The directory '{into}' does not exist in {info.name}.",
+                                   "Create it first, or copy into an existing directory.") from None
+
+    def _is_dir(self, container_id: str, path: str) -> bool:
+        try:
+            _, stat = self.api.get_archive(container_id, path, chunk_size=1)
+        except docker.errors.NotFound:
+            return False
+        return bool(int(stat.get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
+
     def wait_listening(self, container_id: str, seconds: float) -> bool:
         """True once the container has a process; the demo uses it before showing sockets."""
         deadline = time.monotonic() + seconds

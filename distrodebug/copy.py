@@ -1,0 +1,261 @@
+"""`cp`: copy files out of and into targets that have no tar of their own.
+
+The tar runs in the debug sidecar, inside a chroot into the target's root (so a symlink in the
+target can never lead out of it), from the sidecar's own files at /proc/<pid>/root. Writes are
+checked against the target user's permissions on the destination directory and the new files
+are given to that user, as if the target had written them; a read-only root fails clearly.
+Stopped Docker containers are copied through the engine's archive API instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import session
+from .errors import DistrodebugError, UsageError
+from .settings import Settings
+from .target import Target, parse_target
+
+_FROM_SCRIPT = r"""
+read -r P _ < /proc/self/stat
+R=/proc/$DD_PID/root
+T=/proc/$P/root
+src=$1
+case "$src" in */*) dir=${src%/*} ;; *) dir=. ;; esac
+base=${src##*/}
+[ -n "$dir" ] || dir=/
+if chroot "$R" "$T/bin/true" 2>/dev/null; then
+  chroot "$R" "$T/bin/sh" -c '
+    [ -e "$2/$3" ] || [ -L "$2/$3" ] || { echo "DDERR nosuch" >&2; exit 2; }
+    cd "$2" && "$1/bin/tar" -c -f - "$3"' sh "$T" "$dir" "$base"
+  rc=$?
+else
+  echo "DDERR nochroot" >&2
+  rc=2
+fi
+exit $rc
+"""
+
+_TO_SCRIPT = r"""
+read -r P _ < /proc/self/stat
+R=/proc/$DD_PID/root
+T=/proc/$P/root
+if ! chroot "$R" "$T/bin/true" 2>/dev/null; then echo "DDERR nochroot" >&2; exit 2; fi
+chroot "$R" "$T/bin/sh" -c '
+  PATH=$1/bin; dest=$2; local=$3; uid=$4; gid=$5
+  if [ -d "$dest" ]; then dir=$dest; name=$local
+  else
+    case "$dest" in */*) dir=${dest%/*} ;; *) dir=. ;; esac
+    [ -n "$dir" ] || dir=/
+    name=${dest##*/}
+    [ -d "$dir" ] || { echo "DDERR nodir $dir" >&2; exit 2; }
+  fi
+  if [ -n "$uid" ] && [ "$uid" != 0 ]; then
+    set -- $(stat -c "%u %g %a" "$dir")
+    m=$((0$3))
+    if [ "$1" = "$uid" ]; then ok=$((m & 0200))
+    elif [ "$2" = "$gid" ]; then ok=$((m & 0020))
+    else ok=$((m & 0002)); fi
+    [ "$ok" != 0 ] || { echo "DDERR denied $dir" >&2; exit 2; }
+  fi
+  tmp=$(mktemp -d "$dir/.distrodebug-cp.XXXXXX" 2>/dev/null) || {
+    touch "$dir/.distrodebug-probe" 2>/dev/null || { echo "DDERR readonly $dir" >&2; exit 2; }
+    echo "DDERR denied $dir" >&2; exit 2; }
+  if tar -x -f - -C "$tmp" && rm -rf "${dir%/}/$name" && mv "$tmp/$local" "${dir%/}/$name"; then
+    if [ -n "$uid" ] && [ "$uid" != 0 ]; then chown -R "$uid:${gid:-$uid}" "${dir%/}/$name"; fi
+    rmdir "$tmp"
+  else
+    rc=$?; rm -rf "$tmp"; exit $rc
+  fi' sh "$T" "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a copy: a local path, or a path inside a target."""
+
+    path: str
+    target: Target | None = None
+
+
+def parse_endpoint(text: str, container: str | None = None, namespace: str | None = None) -> Endpoint:
+    """'pod/api:/etc/x', 'web:/x', 'k8s://ns/pod/c:/x' are remote; anything else is local."""
+    if text.startswith(("/", "./", "../", "~")) or ":" not in text:
+        return Endpoint(os.path.expanduser(text))
+    head, sep, path = text.partition(":")
+    if head in ("k8s", "kubernetes", "docker"):  # a scheme: the path is after the next colon
+        rest_head, _, path = path.partition(":")
+        head = f"{head}:{rest_head}"
+    if not path.startswith("/"):
+        raise UsageError(f"'{text}': the path inside the target must be absolute.",
+                         f"Write it as {head}:/{path}.")
+    return Endpoint(path.rstrip("/") or "/", parse_target(head, container=container, namespace=namespace))
+
+
+class _Errors:
+    """Collects DDERR lines from the script's stderr."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.other = b""
+
+    def __call__(self, data: bytes) -> None:
+        for line in data.decode("utf-8", "replace").splitlines():
+            (self.lines if line.startswith("DDERR") else []).append(line)
+        self.other += data
+
+
+def _raise_for(errors: _Errors, code: int, target: Target, path: str) -> None:
+    words = errors.lines[0].split(" ", 2) if errors.lines else []
+    kind = words[1] if len(words) > 1 else ""
+    where = words[2] if len(words) > 2 else path
+    if kind == "nosuch":
+        raise UsageError(f"'{path}' does not exist in {target}.", f"Check with 'distrodebug exec "
+                         f"{target} -- ls -la {os.path.dirname(path) or '/'}'.")
+    if kind == "nodir":
+        raise UsageError(f"The directory '{where}' does not exist in {target}.",
+                         "Create it first, or copy into an existing directory.")
+    if kind == "denied":
+        raise DistrodebugError(f"The target's user may not write to '{where}' in {target}.",
+                               "Copy into a directory it owns (its home, /tmp or a volume).")
+    if kind == "readonly":
+        raise DistrodebugError(f"'{where}' in {target} is on a read-only filesystem.",
+                               "Copy into a writable volume mounted in the target.")
+    if kind == "nochroot":
+        raise DistrodebugError(f"The sidecar cannot enter {target}'s root to copy safely.",
+                               "Run without --user so the sidecar runs as root.")
+    if code != 0:
+        detail = errors.other.decode("utf-8", "replace").strip().splitlines()
+        raise DistrodebugError(f"Copying '{path}' failed in {target}: "
+                               f"{detail[-1] if detail else f'exit status {code}'}.", "")
+
+
+def _request(target: Target, script: str, args: list[str], stdin: bool) -> session.SessionRequest:
+    return session.SessionRequest(target=target, command=("sh", "-c", script, "cp", *args),
+                                  stdin=stdin, outside_target=True)
+
+
+def _in_sidecar(request: session.SessionRequest, pid: int) -> session.SessionRequest:
+    import dataclasses
+
+    assert request.command is not None
+    return dataclasses.replace(request, command=("env", f"DD_PID={pid}", *request.command))
+
+
+def copy_from(src: Endpoint, dest: Path, runtime: Any, settings: Settings, ui: session.UI) -> int:
+    """Copy ``src`` out of its target into ``dest``; returns the number of entries written."""
+    assert src.target is not None
+    info = runtime.inspect(src.target)
+    if info.status not in ("running",) and hasattr(runtime, "archive_path"):
+        stream = runtime.archive_path(info, src.path)
+        return _extract(stream, src.path, dest)
+    errors = _Errors()
+    request = _in_sidecar(_request(src.target, _FROM_SCRIPT, [src.path], False), info.pid)
+    count, code, _, _ = session.capture(
+        request, runtime, settings, ui, lambda out, _plan: _extract(out, src.path, dest), errors)
+    _raise_for(errors, code, src.target, src.path)
+    if count == 0:
+        raise UsageError(f"Nothing was copied from '{src.path}'.", "")
+    return count
+
+
+def _extract(stream: BinaryIO, remote: str, dest: Path) -> int:
+    """Extract a tar whose top entry is basename(remote), docker-cp style, refusing escapes."""
+    base = remote.rstrip("/").rsplit("/", 1)[-1] or "root"
+    into, rename = (dest, None) if dest.is_dir() else (dest.parent, dest.name)
+    if not into.is_dir():
+        raise UsageError(f"The local directory '{into}' does not exist.", "Create it first.")
+    count, refused = 0, []
+    try:
+        tar = tarfile.open(fileobj=stream, mode="r|")
+    except tarfile.ReadError:
+        return 0  # nothing came: the script's stderr says why
+    with tar:
+        for member in tar:
+            if rename and (member.name == base or member.name.startswith(base + "/")):
+                member.name = rename + member.name[len(base):]
+            # The "data" filter refuses absolute names, '..', links leading out and device
+            # files, and drops setuid bits: the target may be hostile.
+            try:
+                tar.extract(member, into, filter="data")
+            except tarfile.FilterError as exc:
+                refused.append(f"{member.name}: {exc}")
+                continue
+            count += 1
+    if refused:
+        raise DistrodebugError(
+            f"{len(refused)} entr{'y was' if len(refused) == 1 else 'ies were'} not copied, to keep "
+            f"them from pointing outside {into}: {'; '.join(refused[:5])}.",
+            f"{count} other entries were copied. Copy what a link points at by its path instead.",
+        )
+    return count
+
+
+def _tar_of(local: Path) -> BinaryIO:
+    """A pipe that yields a tar of ``local`` while a thread writes it."""
+    read_fd, write_fd = os.pipe()
+
+    def write() -> None:
+        with os.fdopen(write_fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|",
+                                                              format=tarfile.PAX_FORMAT) as tar:
+            tar.add(str(local), arcname=local.name)
+
+    threading.Thread(target=write, daemon=True).start()
+    return os.fdopen(read_fd, "rb")
+
+
+def copy_to(local: Path, dest: Endpoint, runtime: Any, settings: Settings, ui: session.UI,
+            uid: str | None = None) -> None:
+    """Copy a local file or directory into the target at ``dest``."""
+    assert dest.target is not None
+    if not local.exists() and not local.is_symlink():
+        raise UsageError(f"'{local}' does not exist.", "")
+    info = runtime.inspect(dest.target)
+    if info.status != "running" and hasattr(runtime, "put_path"):
+        runtime.put_path(info, dest.path, local)
+        return
+    user = (uid if uid is not None else info.user.split(":", 1)[0]) or "0"
+    gid = info.user.split(":", 1)[1] if ":" in info.user else user
+    if not user.isdigit():
+        user, gid = _numeric_user(info, runtime, settings, ui, user)
+    errors = _Errors()
+    request = _in_sidecar(_request(dest.target, _TO_SCRIPT, [dest.path, local.name, user, gid], True),
+                          info.pid)
+    feed = _tar_of(local)
+    _, code, _, _ = session.capture(request, runtime, settings, ui, _drain, errors, stdin_from=feed)
+    _raise_for(errors, code, dest.target, dest.path)
+
+
+def _drain(stream: BinaryIO, _plan: session.Plan) -> None:
+    while stream.read(65536):
+        pass
+
+
+def _numeric_user(info: Any, runtime: Any, settings: Settings, ui: session.UI,
+                  name: str) -> tuple[str, str]:
+    """Look a user name up in the target's own /etc/passwd (read through the sidecar)."""
+    target = Target(kind="container", name=info.id) if not info.namespace else Target(
+        kind="pod", name=info.name, runtime="kubernetes", namespace=info.namespace,
+        container=info.container)
+
+    def read(stream: BinaryIO, _plan: session.Plan) -> bytes:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    return handle.read(1 << 20)
+        return b""
+
+    request = _in_sidecar(_request(target, _FROM_SCRIPT, ["/etc/passwd"], False), info.pid)
+    text, _, _, _ = session.capture(request, runtime, settings, ui, read, _Errors())
+    for line in text.decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[0] == name:
+            return fields[2], fields[3]
+    raise UsageError(f"The target's user '{name}' is not in its /etc/passwd.",
+                     "Pass the numeric uid with --user UID.")
