@@ -238,20 +238,23 @@ def dump(
     ] = False,
     image: ImageOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    container: ContainerOpt = None,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    profile: ProfileOpt = "auto",
 ) -> None:
     """Write one verifiable bundle of the target's filesystem, processes, sockets and metadata."""
     from pathlib import Path
 
     from . import collect
     from .dumpopts import DumpOptions
-    from .runtimes.docker import DockerRuntime
     from .settings import load_settings
 
     if not output_file:
         raise UsageError("No bundle file was given.", "Add -o incident.tar.zst.")
     if compression not in (None, "zst", "gz", "none"):
         raise UsageError(f"Unknown compression '{compression}'.", "Use zst, gz or none.")
-    resolved = _resolve(target, image_target, None, None)
+    resolved = _resolve(target, image_target, container, namespace)
     options = DumpOptions(
         compression=compression,  # type: ignore[arg-type]
         paths=tuple(path or ()), excludes=tuple(exclude or ()), no_volumes=no_volumes,
@@ -259,8 +262,9 @@ def dump(
         include_secrets=include_secrets,
     )
     with console.progress("dumping") as update:
-        result = collect.dump(resolved, Path(output_file), options, DockerRuntime(),
-                              load_settings(image), _UI(), update)
+        result = collect.dump(resolved, Path(output_file), options,
+                              _runtime(resolved, KubeOpts(context, profile)), load_settings(image),
+                              _UI(), update)
     if json_out:
         console.emit_json("dump", dict(result.__dict__))
         return

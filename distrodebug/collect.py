@@ -19,7 +19,6 @@ from .dump import DumpInfo, DumpResult, write_bundle
 from .dumpopts import DumpOptions, SkippedEntry
 from .errors import BundleError
 from .runtimes.base import TargetInfo
-from .runtimes.docker import DockerRuntime
 from .settings import Settings
 from .target import Target
 
@@ -44,7 +43,7 @@ def _identity(info: TargetInfo) -> dict[str, Any]:
     }
 
 
-def _changes(runtime: DockerRuntime, info: TargetInfo) -> dict[str, str] | None:
+def _changes(runtime: Any, info: TargetInfo) -> dict[str, str] | None:
     if info.status == "image":
         return None
     kinds = {"A": "added", "C": "changed", "D": "deleted"}
@@ -79,7 +78,7 @@ def dump(
     target: Target,
     out: Path,
     options: DumpOptions,
-    runtime: DockerRuntime,
+    runtime: Any,
     settings: Settings,
     ui: session.UI,
     progress: Progress | None = None,
@@ -88,15 +87,22 @@ def dump(
     if out.exists() and out.is_dir():
         raise BundleError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
     info = runtime.inspect(target)
-    mode = profiles.choose_mode(info)
-    changes = _changes(runtime, info)
-    meta: dict[str, Any] = {"inspect.json": dict(info.raw)}
-    if info.status != "image":
-        meta["logs.txt"] = runtime.logs(info.id)
-    env = (info.raw.get("Config") or {}).get("Env") or []
-    meta["environment.json"] = list(env)
+    if info.namespace:  # Kubernetes: through an exec into the pod's debugger, running pods only
+        mode, _ = runtime.privileges(info, user=None, cap_add=(), privileged=False)
+        meta, changes = runtime.dump_meta(info)
+        identity = {**_identity(info), "runtime": "kubernetes", "namespace": info.namespace,
+                    "pod": info.name, "container": info.container, "container_id": None,
+                    "container_name": info.container}
+    else:
+        mode = profiles.choose_mode(info)
+        changes = _changes(runtime, info)
+        meta = {"inspect.json": dict(info.raw)}
+        if info.status != "image":
+            meta["logs.txt"] = runtime.logs(info.id)
+        meta["environment.json"] = list((info.raw.get("Config") or {}).get("Env") or [])
+        identity = _identity(info)
     skipped: list[SkippedEntry | tuple[str, str]] = []
-    dump_info = DumpInfo(target=_identity(info), meta=meta, changes=changes, skipped=skipped)
+    dump_info = DumpInfo(target=identity, meta=meta, changes=changes, skipped=skipped)
 
     if mode != "join":
         ui.notice(

@@ -21,58 +21,85 @@ from .errors import DistrodebugError, UsageError
 from .settings import Settings
 from .target import Target, parse_target
 
-_FROM_SCRIPT = r"""
-read -r P _ < /proc/self/stat
-R=/proc/$DD_PID/root
-T=/proc/$P/root
+# Run by both scripts with $1 = the sidecar's files, $2 = the prefix of the target's root ("" in
+# a chroot into it; /proc/<pid>/root when the sidecar shares the target's uid and cannot chroot,
+# in which case no component of the path may be a symlink, or it could lead out of the root).
+_COMMON = r"""
+PATH=$1/bin; ROOT=$2; shift 2
+nolinks() {
+  [ -n "$ROOT" ] || return 0
+  old=$IFS; IFS=/; set -f; cur=$ROOT
+  for c in $1; do
+    [ -n "$c" ] || continue
+    cur=$cur/$c
+    if [ -L "$cur" ]; then IFS=$old; echo "DDERR symlink ${cur#"$ROOT"}" >&2; exit 2; fi
+  done
+  IFS=$old; set +f
+}
+"""
+
+_FROM_INNER = _COMMON + r"""
 src=$1
 case "$src" in */*) dir=${src%/*} ;; *) dir=. ;; esac
 base=${src##*/}
 [ -n "$dir" ] || dir=/
-if chroot "$R" "$T/bin/true" 2>/dev/null; then
-  chroot "$R" "$T/bin/sh" -c '
-    [ -e "$2/$3" ] || [ -L "$2/$3" ] || { echo "DDERR nosuch" >&2; exit 2; }
-    cd "$2" && "$1/bin/tar" -c -f - "$3"' sh "$T" "$dir" "$base"
-  rc=$?
-else
-  echo "DDERR nochroot" >&2
-  rc=2
-fi
-exit $rc
+nolinks "$dir"
+[ -e "$ROOT$dir/$base" ] || [ -L "$ROOT$dir/$base" ] || { echo "DDERR nosuch" >&2; exit 2; }
+cd "$ROOT$dir" && tar -c -f - "$base"
 """
 
-_TO_SCRIPT = r"""
+_TO_INNER = _COMMON + r"""
+dest=$1; local=$2; uid=$3; gid=$4
+nolinks "$dest"
+if [ -d "$ROOT$dest" ]; then dir=$dest; name=$local
+else
+  case "$dest" in */*) dir=${dest%/*} ;; *) dir=. ;; esac
+  [ -n "$dir" ] || dir=/
+  name=${dest##*/}
+  [ -d "$ROOT$dir" ] || { echo "DDERR nodir $dir" >&2; exit 2; }
+fi
+if [ -z "$ROOT" ] && [ -n "$uid" ] && [ "$uid" != 0 ]; then
+  # Root in a chroot: check what the target's user may do, as the kernel would for it.
+  set -- $(stat -c "%u %g %a" "$dir")
+  m=$((0$3))
+  if [ "$1" = "$uid" ]; then ok=$((m & 0200))
+  elif [ "$2" = "$gid" ]; then ok=$((m & 0020))
+  else ok=$((m & 0002)); fi
+  [ "$ok" != 0 ] || { echo "DDERR denied $dir" >&2; exit 2; }
+fi
+tmp=$(mktemp -d "$ROOT${dir%/}/.distrodebug-cp.XXXXXX" 2>&1) || {
+  case "$tmp" in *Read-only*) echo "DDERR readonly $dir" >&2 ;; *) echo "DDERR denied $dir" >&2 ;; esac
+  exit 2; }
+if tar -x -f - -C "$tmp" && rm -rf "$ROOT${dir%/}/$name" && mv "$tmp/$local" "$ROOT${dir%/}/$name"; then
+  if [ -z "$ROOT" ] && [ -n "$uid" ] && [ "$uid" != 0 ]; then
+    chown -R "$uid:${gid:-$uid}" "${dir%/}/$name"
+  fi
+  rmdir "$tmp"
+else
+  rc=$?; rm -rf "$tmp"; exit $rc
+fi
+"""
+
+# Chroot into the target when we can (root sidecar); otherwise walk /proc/<pid>/root as its user.
+_OUTER = r"""
 read -r P _ < /proc/self/stat
 R=/proc/$DD_PID/root
 T=/proc/$P/root
-if ! chroot "$R" "$T/bin/true" 2>/dev/null; then echo "DDERR nochroot" >&2; exit 2; fi
-chroot "$R" "$T/bin/sh" -c '
-  PATH=$1/bin; dest=$2; local=$3; uid=$4; gid=$5
-  if [ -d "$dest" ]; then dir=$dest; name=$local
-  else
-    case "$dest" in */*) dir=${dest%/*} ;; *) dir=. ;; esac
-    [ -n "$dir" ] || dir=/
-    name=${dest##*/}
-    [ -d "$dir" ] || { echo "DDERR nodir $dir" >&2; exit 2; }
-  fi
-  if [ -n "$uid" ] && [ "$uid" != 0 ]; then
-    set -- $(stat -c "%u %g %a" "$dir")
-    m=$((0$3))
-    if [ "$1" = "$uid" ]; then ok=$((m & 0200))
-    elif [ "$2" = "$gid" ]; then ok=$((m & 0020))
-    else ok=$((m & 0002)); fi
-    [ "$ok" != 0 ] || { echo "DDERR denied $dir" >&2; exit 2; }
-  fi
-  tmp=$(mktemp -d "$dir/.distrodebug-cp.XXXXXX" 2>/dev/null) || {
-    touch "$dir/.distrodebug-probe" 2>/dev/null || { echo "DDERR readonly $dir" >&2; exit 2; }
-    echo "DDERR denied $dir" >&2; exit 2; }
-  if tar -x -f - -C "$tmp" && rm -rf "${dir%/}/$name" && mv "$tmp/$local" "${dir%/}/$name"; then
-    if [ -n "$uid" ] && [ "$uid" != 0 ]; then chown -R "$uid:${gid:-$uid}" "${dir%/}/$name"; fi
-    rmdir "$tmp"
-  else
-    rc=$?; rm -rf "$tmp"; exit $rc
-  fi' sh "$T" "$@"
+if chroot "$R" "$T/bin/true" 2>/dev/null; then
+  chroot "$R" "$T/bin/sh" -c "$DD_INNER_CP" sh "$T" "" "$@"
+else
+  sh -c "$DD_INNER_CP" sh "$T" "$R" "$@"
+fi
 """
+
+
+def _with_inner(inner: str) -> str:
+    """The outer script with the inner one in a quoted here-document (no quoting to escape)."""
+    return f"DD_INNER_CP=$(cat <<'DDEND'\n{inner}\nDDEND\n)\n{_OUTER}"
+
+
+_FROM_SCRIPT = _with_inner(_FROM_INNER)
+_TO_SCRIPT = _with_inner(_TO_INNER)
 
 
 @dataclass(frozen=True)

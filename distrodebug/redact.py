@@ -108,7 +108,13 @@ def redact_data(data: Any) -> tuple[Any, int]:
     if isinstance(data, Mapping):
         out: dict[Any, Any] = {}
         count = 0
+        # Kubernetes env entries and the like: {"name": "API_TOKEN", "value": "..."}.
+        pair_name = data.get("name") if isinstance(data.get("name"), str) else None
         for key, value in data.items():
+            if key == "value" and pair_name and is_secret_name(pair_name) and _is_secret_scalar(value):
+                out[key] = REDACTED
+                count += 1
+                continue
             if isinstance(key, str) and is_secret_name(key) and _is_secret_scalar(value):
                 out[key] = REDACTED
                 count += 1

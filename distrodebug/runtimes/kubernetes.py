@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -19,84 +18,35 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from .. import kubeerrors, kubeprofiles, settings
-from ..errors import EngineUnreachable, NoSuchTarget, SidecarFailed, TargetNotDebuggable
+from ..errors import (
+    EngineUnreachable,
+    NoSuchTarget,
+    PermissionDenied,
+    SidecarFailed,
+    TargetNotDebuggable,
+)
+from ..kubespec import (
+    NAME_ALPHABET,
+    all_names,
+    container_status,
+    debugger_name,
+    ephemeral_container,
+    long_script_on_stdin,
+    pick_container,
+)
 from ..profiles import Privileges
 from ..target import Target
 from .base import ImageInfo, Mode, SidecarSpec, TargetInfo
 from .kubestream import WebSocketStream, connect, exit_code_from_status
 
+__all__ = ["NAME_ALPHABET", "KubernetesRuntime", "debugger_name", "ephemeral_container"]
+
 #: Waiting reasons the kubelet will not get out of by itself in the time we wait.
 FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                  "InvalidImageName", "CreateContainerError", "RunContainerError", "ErrImageNeverPull"}
-#: kubectl's alphabet for generated names: no vowels, no 0/1/3.
-NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 #: How long an exec debugger idles, waiting for more `exec` calls to reuse it, before it exits.
 IDLE_SECONDS = 600
 DEFAULT_REAPER = "/usr/local/bin/distrodebug-reaper"
-
-
-def debugger_name(existing: set[str], rng: random.Random | None = None) -> str:
-    """A fresh 'distrodebug-xxxxx' name not used by any container of the pod."""
-    rng = rng or random.Random()
-    while True:
-        name = "distrodebug-" + "".join(rng.choice(NAME_ALPHABET) for _ in range(5))
-        if name not in existing:
-            return name
-
-
-def ephemeral_container(spec: SidecarSpec, name: str, target_container: str,
-                        security_context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ephemeral container we add; the same keys kubectl sends, plus our entry script."""
-    body: dict[str, Any] = {
-        "name": name,
-        "image": spec.image,
-        "command": list(spec.argv),
-        "env": [{"name": k, "value": v} for k, v in spec.env.items()],
-        "resources": {},
-        "targetContainerName": target_container,
-        "terminationMessagePolicy": "File",
-    }
-    if spec.stdin:
-        body.update(stdin=True, stdinOnce=True)
-    if spec.tty:
-        body["tty"] = True
-    if security_context:
-        body["securityContext"] = dict(security_context)
-    return body
-
-
-def all_names(pod: Mapping[str, Any]) -> set[str]:
-    spec = pod.get("spec") or {}
-    return {c["name"] for key in ("containers", "initContainers", "ephemeralContainers")
-            for c in spec.get(key) or []}
-
-
-def container_status(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    status = pod.get("status") or {}
-    for key in ("ephemeralContainerStatuses", "containerStatuses", "initContainerStatuses"):
-        for item in status.get(key) or []:
-            if item.get("name") == name:
-                return item
-    return None
-
-
-def pick_container(pod: Mapping[str, Any], wanted: str | None) -> tuple[str, str]:
-    """The container to debug and how it was chosen (kubectl's rules)."""
-    containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
-    pod_name = pod["metadata"]["name"]
-    if wanted:
-        if wanted not in containers:
-            raise NoSuchTarget(f"Pod '{pod_name}' has no container '{wanted}'.",
-                               f"Its containers: {', '.join(containers)}.")
-        return wanted, ""
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    default = annotations.get("kubectl.kubernetes.io/default-container")
-    if isinstance(default, str) and default in containers:
-        return default, f"targeting container '{default}' (the pod's default-container annotation)"
-    if len(containers) == 1:
-        return containers[0], ""
-    return containers[0], (f"targeting container '{containers[0]}', the first of "
-                           f"{', '.join(containers)}; choose another with -c")
 
 
 class KubeSidecar:
@@ -303,6 +253,31 @@ class KubernetesRuntime:
             security_context=ctx or None, profile=choice.profile,
         )
 
+    def dump_meta(self, info: TargetInfo) -> tuple[dict[str, Any], dict[str, str] | None]:
+        """The pod object, its recent events and logs, and the container's declared env."""
+        meta: dict[str, Any] = {"pod.json": dict(info.raw)}
+        with self._calls(f"reading events of pod '{info.name}'", info.name):
+            try:
+                events = self._json(self.core.list_namespaced_event, self.namespace,
+                                    field_selector=f"involvedObject.name={info.name}")
+                meta["events.json"] = events.get("items") or []
+            except PermissionDenied:
+                meta["events.json"] = []
+            try:
+                response = self.core.read_namespaced_pod_log(
+                    info.name, self.namespace, container=info.container, tail_lines=1000,
+                    timestamps=True, _preload_content=False)
+                meta["logs.txt"] = bytes(getattr(response, "data", b"")).decode("utf-8", "replace")
+            except ApiException:
+                meta["logs.txt"] = ""
+        spec = next(c for c in info.raw["spec"]["containers"] if c["name"] == info.container)
+        meta["environment.json"] = [
+            f"{e['name']}={e['value']}" if "value" in e
+            else f"{e['name']}=<from {sorted(e.get('valueFrom', {}))}>"
+            for e in spec.get("env") or []
+        ]
+        return meta, None
+
     def server_version(self) -> str:
         with self._calls("reading the server version"):
             return str(client.VersionApi(self.api).get_code().git_version)
@@ -352,10 +327,13 @@ class KubernetesRuntime:
             self._wait_running(info.name, name, patched["metadata"]["resourceVersion"])
         sidecar = KubeSidecar(self, info.name, name, exec_mode or self.reuse)
         base = f"/api/v1/namespaces/{self.namespace}/pods/{info.name}"
+        preamble = b""
         if sidecar.exec_mode:
+            argv, preamble = long_script_on_stdin(spec.argv[1 if spec.argv[0].endswith("reaper") else 0:],
+                                                  spec.stdin)
             query = [("container", name), ("stdout", "true")]
-            query += [("command", word) for word in spec.argv[1 if spec.argv[0].endswith("reaper") else 0:]]
-            query += [("stdin", "true")] if spec.stdin else []
+            query += [("command", word) for word in argv]
+            query += [("stdin", "true")] if spec.stdin or preamble else []
             query += [("tty", "true")] if spec.tty else [("stderr", "true")]
             path = f"{base}/exec"
         else:
@@ -363,6 +341,8 @@ class KubernetesRuntime:
             path = f"{base}/attach"
         with self._calls(f"attaching to {name}", info.name):
             sidecar._stream = connect(self.configuration, path, query)
+            if preamble:
+                sidecar._stream.send(preamble)
         return sidecar
 
     def _reusable(self, pod: Mapping[str, Any], spec: SidecarSpec) -> str | None:

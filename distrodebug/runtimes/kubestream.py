@@ -104,5 +104,18 @@ def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebS
     )
     if token:
         headers["authorization"] = token
-    ws = create_websocket(configuration, url, headers)
+    import websocket
+
+    try:
+        ws = create_websocket(configuration, url, headers)
+    except websocket.WebSocketBadStatusException as exc:
+        from ..errors import SidecarFailed
+
+        status = getattr(exc, "status_code", "?")
+        body = (getattr(exc, "resp_body", b"") or b"")[:300]
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        raise SidecarFailed(f"The API server refused the stream to the debugger (HTTP {status}): "
+                            f"{text.strip() or exc}.",
+                            "Check distrodebug doctor for the pods/exec and pods/attach permissions.",
+                            ) from None
     return WebSocketStream(ws)

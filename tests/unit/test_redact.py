@@ -139,3 +139,12 @@ def test_redact_inspect_like_data() -> None:
     assert out["HostConfig"] == {"Privileged": False, "Memory": 0}
     assert count == 5
     assert inspect["Config"]["Env"][1] == "API_KEY=k1"  # the input is not modified
+
+
+def test_kubernetes_env_pairs_are_redacted() -> None:
+    from distrodebug.redact import REDACTED, redact_data
+
+    data = {"env": [{"name": "API_TOKEN", "value": "s3cr3t"}, {"name": "MODE", "value": "prod"}]}
+    out, count = redact_data(data)
+    assert out["env"] == [{"name": "API_TOKEN", "value": REDACTED}, {"name": "MODE", "value": "prod"}]
+    assert count == 1
