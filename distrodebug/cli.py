@@ -52,6 +52,14 @@ ProfileOpt = Annotated[
 ReuseOpt = Annotated[
     bool, typer.Option("--reuse", help="Kubernetes: reuse a running debugger of ours in the pod.")
 ]
+CopyOpt = Annotated[
+    bool, typer.Option("--copy", help="Kubernetes: debug a copy of the pod (crash loops, exited apps).")
+]
+KeepOpt = Annotated[bool, typer.Option("--keep", help="Kubernetes: keep the copy or node pod afterwards.")]
+SetImageOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set-image", help="Kubernetes copy: CONTAINER=IMAGE (or '*=IMAGE'), repeatable."),
+]
 TimeoutOpt = Annotated[
     float | None, typer.Option("--timeout", help="Seconds to wait for the debugger to start.")
 ]
@@ -65,8 +73,22 @@ class KubeOpts:
     """Kubernetes-only options, carried to the runtime factory."""
 
     def __init__(self, context: str | None = None, profile: str = "auto", reuse: bool = False,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, copy: bool = False, keep: bool = False,
+                 set_image: list[str] | None = None) -> None:
         self.context, self.profile, self.reuse, self.timeout = context, profile, reuse, timeout
+        self.copy, self.keep = copy, keep
+        self.set_image = _set_images(set_image or [])
+
+
+def _set_images(items: list[str]) -> dict[str, str] | None:
+    images: dict[str, str] = {}
+    for item in items:
+        name, sep, image = item.partition("=")
+        if not sep or not name or not image:
+            raise UsageError(f"--set-image '{item}' is not CONTAINER=IMAGE.",
+                             "Example: --set-image app=registry/app:debug, or '*=busybox'.")
+        images[name] = image
+    return images or None
 
 
 def _runtime(target: Any, kube: KubeOpts | None = None) -> Any:
@@ -77,9 +99,10 @@ def _runtime(target: Any, kube: KubeOpts | None = None) -> Any:
 
         return KubernetesRuntime(
             context=kube.context, namespace=target.namespace, profile=kube.profile,
-            reuse=kube.reuse, timeout=load_settings(None, kube.timeout).timeout,
+            reuse=kube.reuse, timeout=load_settings(None, kube.timeout).timeout, copy=kube.copy,
+            keep=kube.keep, set_image=kube.set_image,
         )
-    if kube.context or kube.profile != "auto" or kube.reuse:
+    if kube.context or kube.profile != "auto" or kube.reuse or kube.copy or kube.set_image:
         raise UsageError(
             f"--context, --profile and --reuse apply to Kubernetes targets, and '{target}' is a "
             "Docker container.",
@@ -142,10 +165,13 @@ def shell(
     profile: ProfileOpt = "auto",
     reuse: ReuseOpt = False,
     timeout: TimeoutOpt = None,
+    copy: CopyOpt = False,
+    keep: KeepOpt = False,
+    set_image: SetImageOpt = None,
 ) -> None:
     """Open an interactive shell beside the target, in its root view, with debug tools on PATH."""
     resolved = _resolve(target, image_target, container, namespace)
-    kube = KubeOpts(context, profile, reuse, timeout)
+    kube = KubeOpts(context, profile, reuse, timeout, copy, keep, set_image)
     raise typer.Exit(_session(resolved, None, image, user, cap_add, privileged, True, kube))
 
 
@@ -167,6 +193,9 @@ def exec_(
     context: ContextOpt = None,
     profile: ProfileOpt = "auto",
     timeout: TimeoutOpt = None,
+    copy: CopyOpt = False,
+    keep: KeepOpt = False,
+    set_image: SetImageOpt = None,
 ) -> None:
     """Run one command beside the target without a TTY; its exit status becomes ours."""
     words = list(command or [])
@@ -180,7 +209,7 @@ def exec_(
         resolved = _resolve(target, None, container, namespace)
     if not words:
         raise UsageError("No command was given.", "Example: 'distrodebug exec web -- ps'.")
-    kube = KubeOpts(context, profile, False, timeout)
+    kube = KubeOpts(context, profile, False, timeout, copy, keep, set_image)
     raise typer.Exit(_session(resolved, tuple(words), image, user, cap_add, privileged, stdin, kube))
 
 
@@ -475,12 +504,22 @@ app.command(name="ps", help="Same as 'sessions'.")(sessions)
 def cleanup(
     all_: Annotated[bool, typer.Option("--all", help="Also remove live sessions' objects.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+    kubernetes: Annotated[
+        bool, typer.Option("--kubernetes", help="Clean pod copies and node pods in a namespace.")
+    ] = False,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
 ) -> None:
-    """Remove containers, snapshot images and volumes left behind by crashed sessions."""
+    """Remove what crashed sessions left: containers, snapshots, volumes; expired pod copies."""
     from . import leftovers
     from .runtimes.docker import DockerRuntime
+    from .target import Target
 
-    runtime = DockerRuntime()
+    if kubernetes or namespace or context:
+        runtime: Any = _runtime(Target(kind="pod", name="x", runtime="kubernetes",
+                                       namespace=namespace), KubeOpts(context))
+    else:
+        runtime = DockerRuntime()
     doomed = leftovers.removable(leftovers.classify(runtime.list_ours()), all_)
     for item in doomed:
         console.notice(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name}")
@@ -518,6 +557,27 @@ def _fail(code: int, paragraph: str) -> NoReturn:
     raise SystemExit(code)
 
 
+#: exec's options that take no value; every other option of exec takes one.
+_EXEC_FLAGS = {"--privileged", "--stdin", "--no-stdin", "-i", "--copy", "--keep", "-h", "--help"}
+
+
+def _split_exec_command(args: list[str]) -> list[str]:
+    """`exec TARGET CMD ARGS...` without `--`: everything after the target is the command.
+
+    Options may come before or after the target when `--` separates the command (kubectl's
+    habit); without `--`, a `-c` in the command must not be taken for our --container.
+    """
+    if not args or args[0] != "exec" or "--" in args:
+        return args
+    i = 1
+    while i < len(args):
+        word = args[i]
+        if not word.startswith("-") or word == "-":
+            return [*args[: i + 1], "--", *args[i + 1 :]]
+        i += 1 if word in _EXEC_FLAGS or "=" in word else 2
+    return args
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point for `distrodebug` and `kubectl-distrodebug`."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -525,6 +585,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     debug = "--debug" in ours
     if debug:
         args.remove("--debug")
+    args = _split_exec_command(args)
     prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
     try:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)

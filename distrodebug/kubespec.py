@@ -97,3 +97,27 @@ def long_script_on_stdin(argv: tuple[str, ...] | list[str], stdin_used: bool) ->
             words[i + 1] = f'eval "$(head -c {len(script)})"'
             return words, script
     return words, b""
+
+
+#: A container restarted and up for less than this is taken to be crash-looping, as on Docker.
+CRASH_LOOP_UPTIME = 10.0
+
+
+def container_state(status: Mapping[str, Any], now: float) -> str:
+    """running, restarting (a crash loop, even in its brief running moments), exited or created."""
+    from datetime import datetime
+
+    state = status.get("state") or {}
+    if state.get("running"):
+        started = str(state["running"].get("startedAt") or "")
+        if int(status.get("restartCount") or 0) > 0 and started:
+            try:
+                up = now - datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                up = CRASH_LOOP_UPTIME
+            if up < CRASH_LOOP_UPTIME:
+                return "restarting"
+        return "running"
+    if (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+        return "restarting"
+    return "exited" if state.get("terminated") else "created"

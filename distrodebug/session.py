@@ -102,6 +102,8 @@ def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str) -> str:
     head = f"distrodebug: {info.name}"
     if mode == "image":
         head += " (image, entrypoint not run)"
+    elif mode == "node":
+        head = f"distrodebug: node/{info.name}"
     else:
         head += f" ({info.image or info.image_id[:19]}, {info.status})"
     side = f"sidecar {image} as {priv.describe()}: {priv.reason}"
@@ -110,6 +112,13 @@ def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str) -> str:
             "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
             if priv.view == "chroot"
             else f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
+        )
+    elif mode == "node":
+        where = "a debugging pod on the node; the host's root, where mounted, is at /host"
+    elif mode == "snapshot" and info.namespace:
+        where = (
+            "a copy of the pod with the app's command replaced so it stays up (its volumes, no "
+            "probes, no labels: no Service routes to it); deleted on exit unless --keep"
         )
     elif mode == "snapshot":
         where = (
@@ -267,7 +276,8 @@ def run(
                 stderr_fd=term.stderr_fd,
             )
         result.exit_code = started.wait()
-        result.notes.extend(getattr(started, "notes", []))
+    # Notes come after the cleanup too ("kept pod ..."), so read them once it is done.
+    result.notes.extend(getattr(started, "notes", []))
     _check_target_survived(runtime, chosen, result.exit_code)
     if chosen.mode != "join" and interactive:
         result.notes.append("the throwaway copy and everything changed in it were removed")

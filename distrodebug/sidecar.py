@@ -20,8 +20,9 @@ SHELL = "/bin/sh"
 _WAIT_FOR_CLIENT = r"""
 # An interactive shell waits for one line from the client before it starts, so its first prompt
 # is written to an attached client (Kubernetes attaches only after the container started). No
-# client within a minute: end, rather than leave a debugger nobody can remove.
-if [ $# -eq 0 ]; then
+# client within a minute: end, rather than leave a debugger nobody can remove. DD_GO=1 asks for
+# the same wait before a command (Kubernetes pods we create, attached after they start).
+if [ $# -eq 0 ] || [ "$DD_GO" = 1 ]; then
   stty -echo 2>/dev/null
   read -r -t 60 _ || exit 0
   stty echo 2>/dev/null
@@ -46,7 +47,7 @@ else
   export DISTRODEBUG_ROOT="$R" DISTRODEBUG_TOOLS=/
   cd "$R$DD_WORKDIR" 2>/dev/null || cd "$R" 2>/dev/null || cd /
   S=$DD_SH
-  unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
+  unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
   if [ $# -eq 0 ]; then "$S" -i; else "$@"; fi
   rc=$?
 fi
@@ -56,7 +57,7 @@ exit $rc
 # Runs inside the chroot; $DISTRODEBUG_TOOLS leads back to the sidecar's own files.
 _INNER_SCRIPT = r"""
 cd "$DD_WORKDIR" 2>/dev/null || cd /
-unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
+unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
 [ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/bin/sh" -i
 exec "$@"
 """
@@ -66,11 +67,20 @@ _COPY_SCRIPT = r"""
 export PATH="$DD_TOOLS:$DD_TARGET_PATH" DISTRODEBUG_TOOLS="$DD_TOOLS" DISTRODEBUG_ROOT=/
 """ + _WAIT_FOR_CLIENT + r"""
 cd "$DD_WORKDIR" 2>/dev/null || cd /
-unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS
+unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
 [ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/sh" -i
 exec "$@"
 """
 
+
+# A node debugging pod: the session stays in the debugger; the host's root is at /host.
+_NODE_SCRIPT = _WAIT_FOR_CLIENT + r"""
+export DISTRODEBUG_ROOT=/host DISTRODEBUG_TOOLS=/
+[ -d /host ] && cd /host
+unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
+[ $# -eq 0 ] && exec /bin/sh -i
+exec "$@"
+"""
 
 # The scripts travel in the environment so that `ps` in the session shows one short line for us.
 _EVAL = 'eval "$DD_SCRIPT"'
@@ -89,7 +99,7 @@ def entry_argv(
     tools_mount: str,
 ) -> tuple[str, ...]:
     """The sidecar's full argv: [reaper] shell -c SCRIPT distrodebug [command...]."""
-    if mode == "join":
+    if mode in ("join", "node"):
         head: tuple[str, ...] = (reaper,) if reaper else ()
         argv = (*head, SHELL, "-c", _EVAL, "distrodebug")
     else:
@@ -113,7 +123,7 @@ def build_spec(
 ) -> SidecarSpec:
     """The SidecarSpec for one session."""
     env = {
-        "DD_SCRIPT": _JOIN_SCRIPT if mode == "join" else _COPY_SCRIPT,
+        "DD_SCRIPT": {"join": _JOIN_SCRIPT, "node": _NODE_SCRIPT}.get(mode, _COPY_SCRIPT),
         "DD_INNER": _INNER_SCRIPT,
         "DD_PID": str(info.pid),
         "DD_VIEW": privileges.view,
@@ -141,6 +151,7 @@ def build_spec(
         join_ipc=mode == "join" and info.ipc_shareable,
         tools_mount=tools_mount,
         security_context=privileges.security_context,
+        profile=privileges.profile,
     )
 
 

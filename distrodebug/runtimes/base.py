@@ -11,7 +11,7 @@ from ..target import Target
 if TYPE_CHECKING:
     from ..profiles import Privileges
 
-Mode = Literal["join", "snapshot", "image"]
+Mode = Literal["join", "snapshot", "image", "node"]
 #: stdout and stderr channel numbers, as Docker's stream header and Kubernetes' channels use them.
 STDOUT, STDERR = 1, 2
 
@@ -80,8 +80,9 @@ class SidecarSpec:
     join_ipc: bool = False
     #: snapshot/image modes: where the debug image's /bin is mounted inside the throwaway container.
     tools_mount: str = "/.distrodebug"
-    #: Kubernetes: the debug container's securityContext, as the profile made it.
+    #: Kubernetes: the debug container's securityContext, as the profile made it, and the profile.
     security_context: Mapping[str, Any] | None = None
+    profile: str = ""
 
 
 class Stream(Protocol):

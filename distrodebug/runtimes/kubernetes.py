@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -22,78 +22,24 @@ from ..errors import (
     EngineUnreachable,
     NoSuchTarget,
     PermissionDenied,
-    SidecarFailed,
     TargetNotDebuggable,
 )
 from ..kubespec import (
     NAME_ALPHABET,
-    all_names,
+    container_state,
     container_status,
     debugger_name,
     ephemeral_container,
-    long_script_on_stdin,
     pick_container,
 )
 from ..profiles import Privileges
 from ..target import Target
 from .base import ImageInfo, Mode, SidecarSpec, TargetInfo
-from .kubestream import WebSocketStream, connect, exit_code_from_status
+from .kubedebug import KubeSidecar
 
 __all__ = ["NAME_ALPHABET", "KubernetesRuntime", "debugger_name", "ephemeral_container"]
 
-#: Waiting reasons the kubelet will not get out of by itself in the time we wait.
-FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
-                 "InvalidImageName", "CreateContainerError", "RunContainerError", "ErrImageNeverPull"}
-#: How long an exec debugger idles, waiting for more `exec` calls to reuse it, before it exits.
-IDLE_SECONDS = 600
 DEFAULT_REAPER = "/usr/local/bin/distrodebug-reaper"
-
-
-class KubeSidecar:
-    """A debug container in a pod and the stream attached to it."""
-
-    def __init__(self, runtime: KubernetesRuntime, pod: str, name: str, exec_mode: bool) -> None:
-        self._runtime = runtime
-        self.pod = pod
-        self.name = name
-        self.id = f"{runtime.namespace}/{pod}/{name}"
-        self._stream: WebSocketStream | None = None
-        self.exec_mode = exec_mode
-        self.notes: list[str] = []
-
-    @property
-    def stream(self) -> WebSocketStream | None:
-        return self._stream
-
-    def resize(self, rows: int, cols: int) -> None:
-        if self._stream is not None:
-            self._stream.resize(rows, cols)
-
-    def wait(self) -> int:
-        if self.exec_mode:
-            code = exit_code_from_status(self._stream.status if self._stream else None)
-            return 125 if code is None else code
-        deadline = time.monotonic() + 10
-        time.sleep(0.3)  # the kubelet reports the exit a moment after the stream closes
-        while time.monotonic() < deadline:
-            pod = self._runtime.read_pod(self.pod)
-            state = (container_status(pod, self.name) or {}).get("state") or {}
-            if state.get("terminated"):
-                code = int(state["terminated"].get("exitCode", 0))
-                self.notes.append(f"debug container {self.name} exited with status {code}; "
-                                  "ephemeral containers stay listed in the pod but hold nothing")
-                return code
-            time.sleep(0.2)
-        self.notes.append(
-            f"the debugger {self.name} is still running: reattach with 'kubectl attach "
-            f"{self.pod} -c {self.name} -i -t -n {self._runtime.namespace}'")
-        return 0
-
-    def remove(self) -> None:
-        # Ephemeral containers cannot be removed; closing the stream ends a stdinOnce debugger.
-        if self._stream is not None:
-            self._stream.close_write()
-            self._stream.close()
 
 
 class KubernetesRuntime:
@@ -101,10 +47,14 @@ class KubernetesRuntime:
 
     def __init__(self, context: str | None = None, namespace: str | None = None,
                  timeout: float = settings.DEFAULT_TIMEOUT, profile: str = "auto",
-                 reuse: bool = False) -> None:
+                 reuse: bool = False, copy: bool = False, keep: bool = False,
+                 set_image: dict[str, str] | None = None) -> None:
         self.timeout = timeout
         self.profile = profile
         self.reuse = reuse
+        self.copy = copy or bool(set_image)
+        self.keep = keep
+        self.set_image = set_image
         self.configuration = client.Configuration()
         try:
             config.load_kube_config(context=context, client_configuration=self.configuration)
@@ -131,6 +81,12 @@ class KubernetesRuntime:
         self._last_read: tuple[float, dict[str, Any]] = (0.0, {})
 
     @contextlib.contextmanager
+    def calls(self, what: str, pod: str = "") -> Iterator[None]:
+        """Translate API and transport errors raised while doing ``what``."""
+        with self._calls(what, pod):
+            yield
+
+    @contextlib.contextmanager
     def _calls(self, what: str, pod: str = "") -> Iterator[None]:
         try:
             yield
@@ -148,6 +104,42 @@ class KubernetesRuntime:
         response = method(*args, _preload_content=False, **kwargs)
         return json.loads(response.data)
 
+    def add_ephemeral(self, pod: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._calls(f"adding an ephemeral debug container to pod '{pod}'", pod):
+            return self._json(self.core.patch_namespaced_pod_ephemeralcontainers, pod, self.namespace,
+                              {"spec": {"ephemeralContainers": [body]}})
+
+    def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        with self._calls(f"creating pod '{name}'", name):
+            return self._json(self.core.create_namespaced_pod, self.namespace, manifest)
+
+    def delete_pod(self, name: str) -> None:
+        with contextlib.suppress(ApiException), self._calls(f"deleting pod '{name}'", name):
+            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0,
+                                            _preload_content=False)
+
+    def list_ours(self) -> list[dict[str, Any]]:
+        """Pod copies and node pods of ours in the namespace, as leftovers.classify takes them."""
+        tool = f"{settings.LABEL_TOOL}={settings.TOOL}"
+        with self._calls("listing our pods"):
+            pods = self._json(self.core.list_namespaced_pod, self.namespace, label_selector=tool)
+        found = []
+        for pod in pods.get("items") or []:
+            meta = pod["metadata"]
+            labels = dict(meta.get("labels") or {})
+            expires = (meta.get("annotations") or {}).get("io.distrodebug.expires", "")
+            if expires and expires < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()):
+                labels[settings.LABEL_OWNER] = ""  # past its expiry: a leftover whoever made it
+            found.append({"kind": "pod", "id": meta["name"], "name": meta["name"],
+                          "state": (pod.get("status") or {}).get("phase", ""), "labels": labels})
+        return found
+
+    def remove_objects(self, objects: list[tuple[str, str]]) -> None:
+        for kind, name in objects:
+            if kind == "pod":
+                self.delete_pod(name)
+
     def read_pod(self, name: str) -> dict[str, Any]:
         with self._calls(f"reading pod '{name}'", name):
             pod = self._json(self.core.read_namespaced_pod, name, self.namespace)
@@ -158,14 +150,15 @@ class KubernetesRuntime:
     def inspect(self, target: Target) -> TargetInfo:
         if target.namespace:
             self.namespace = target.namespace
+        if target.kind == "node":
+            with self._calls(f"reading node '{target.name}'", target.name):
+                node = self._json(self.core.read_node, target.name)
+            return TargetInfo(id=target.name, name=target.name, image="", image_id="", status="node",
+                              raw=node, container="debugger", namespace=self.namespace)
         pod = self._resolve_pod(target)
         container, note = pick_container(pod, target.container)
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
-        state = (container_status(pod, container) or {}).get("state") or {}
-        waiting = (state.get("waiting") or {}).get("reason")
-        status = "running" if state.get("running") else (
-            "restarting" if waiting == "CrashLoopBackOff" else "exited" if state.get("terminated")
-            else "created")
+        status = container_state(container_status(pod, container) or {}, time.time())
         sec = kubeprofiles.pod_security(pod, container, None)
         return TargetInfo(
             id=pod["metadata"]["name"], name=pod["metadata"]["name"], image=spec.get("image", ""),
@@ -221,7 +214,15 @@ class KubernetesRuntime:
 
     def privileges(self, info: TargetInfo, *, user: str | None, cap_add: tuple[str, ...],
                    privileged: bool) -> tuple[Mode, Privileges]:
-        if info.status != "running":
+        if info.status == "node":
+            profile = "general" if self.profile == "auto" else self.profile
+            return "node", Privileges(user="", cap_add=(), privileged=profile == "sysadmin",
+                                      view="proc", reason="kubectl's node debugging pod: the host's root "
+                                      "is at /host" if profile in ("general", "sysadmin", "legacy") else
+                                      f"profile {profile}: no host root", profile=profile)
+        if self.copy:
+            mode: Mode = "snapshot"
+        elif info.status != "running":
             raise TargetNotDebuggable(
                 f"Container '{info.container}' of pod '{info.name}' is not running ({info.status}), "
                 "so an ephemeral container cannot join it.",
@@ -247,7 +248,9 @@ class KubernetesRuntime:
         if privileged:
             ctx["privileged"] = True
         view = choice.view if user is None else ("chroot" if user.split(":")[0] == "0" else "proc")
-        return "join", Privileges(
+        if not self.copy:
+            mode = "join"
+        return mode, Privileges(
             user=str(ctx.get("runAsUser", "")), cap_add=tuple((ctx.get("capabilities") or {}).get("add", [])),
             privileged=bool(ctx.get("privileged")), view=view, reason=choice.reason,  # type: ignore[arg-type]
             security_context=ctx or None, profile=choice.profile,
@@ -307,92 +310,9 @@ class KubernetesRuntime:
             return None
         return dict((ns.get("metadata") or {}).get("labels") or {})
 
-    # -- the debugger --------------------------------------------------------------------------
+    # -- the debugger ---------------------------------------------------------------------------
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
-        exec_mode = not spec.tty
-        pod = info.raw
-        name = self._reusable(pod, spec) if (exec_mode or self.reuse) else None
-        if name is None:
-            name = debugger_name(all_names(pod))
-            body_spec = spec
-            if exec_mode:
-                idle = (spec.argv[0],) if spec.argv[0].endswith("reaper") else ()
-                body_spec = _replace_argv(spec, (*idle, "sleep", str(IDLE_SECONDS)))
-            body = ephemeral_container(body_spec, name, info.container, spec.security_context)
-            with self._calls(f"adding an ephemeral debug container to pod '{info.name}'", info.name):
-                patched = self._json(
-                    self.core.patch_namespaced_pod_ephemeralcontainers, info.name, self.namespace,
-                    {"spec": {"ephemeralContainers": [body]}},
-                )
-            self._wait_running(info.name, name, patched["metadata"]["resourceVersion"])
-        sidecar = KubeSidecar(self, info.name, name, exec_mode or self.reuse)
-        base = f"/api/v1/namespaces/{self.namespace}/pods/{info.name}"
-        preamble = b""
-        if sidecar.exec_mode:
-            argv, preamble = long_script_on_stdin(spec.argv[1 if spec.argv[0].endswith("reaper") else 0:],
-                                                  spec.stdin)
-            query = [("container", name), ("stdout", "true")]
-            query += [("command", word) for word in argv]
-            query += [("stdin", "true")] if spec.stdin or preamble else []
-            query += [("tty", "true")] if spec.tty else [("stderr", "true")]
-            path = f"{base}/exec"
-        else:
-            query = [("container", name), ("stdin", "true"), ("stdout", "true"), ("tty", "true")]
-            path = f"{base}/attach"
-        with self._calls(f"attaching to {name}", info.name):
-            sidecar._stream = connect(self.configuration, path, query)
-            if preamble:
-                sidecar._stream.send(preamble)
-        return sidecar
+        """An ephemeral debugger (join), a copy of the pod (snapshot) or a node pod (node)."""
+        from . import kubedebug
 
-    def _reusable(self, pod: Mapping[str, Any], spec: SidecarSpec) -> str | None:
-        """A running debugger of ours in this pod with the same image and securityContext."""
-        for item in (pod.get("spec") or {}).get("ephemeralContainers") or []:
-            if not item["name"].startswith("distrodebug-") or item.get("image") != spec.image:
-                continue
-            if (item.get("securityContext") or None) != (dict(spec.security_context or {}) or None):
-                continue
-            if item.get("tty") or item.get("stdin"):
-                continue  # an interactive session's debugger, not an idle one
-            state = (container_status(pod, item["name"]) or {}).get("state") or {}
-            if state.get("running"):
-                return str(item["name"])
-        return None
-
-    def _wait_running(self, pod: str, name: str, resource_version: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        stream = watch.Watch()
-        with self._calls(f"waiting for {name}", pod):
-            while time.monotonic() < deadline:
-                for event in stream.stream(
-                    self.core.list_namespaced_pod, self.namespace,
-                    field_selector=f"metadata.name={pod}", resource_version=resource_version,
-                    timeout_seconds=max(1, int(deadline - time.monotonic())),
-                    _request_timeout=self.timeout + 5,
-                ):
-                    obj = self.api.sanitize_for_serialization(event["object"])
-                    resource_version = obj["metadata"]["resourceVersion"]
-                    if event["type"] == "DELETED":
-                        raise TargetNotDebuggable(f"Pod '{pod}' was deleted while we waited.", "")
-                    if self._ready(obj, name):
-                        stream.stop()
-                        return
-        raise SidecarFailed(
-            f"The debug container {name} did not start within {self.timeout:.0f} seconds.",
-            f"See 'kubectl describe pod {pod} -n {self.namespace}'; raise the wait with --timeout.",
-        )
-
-    def _ready(self, pod: Mapping[str, Any], name: str) -> bool:
-        state = (container_status(pod, name) or {}).get("state") or {}
-        if state.get("running") or state.get("terminated"):
-            return True
-        waiting = state.get("waiting") or {}
-        if waiting.get("reason") in FATAL_WAITING:
-            raise kubeerrors.waiting_failed(name, waiting, pod["metadata"]["name"], self.namespace)
-        return False
-
-
-def _replace_argv(spec: SidecarSpec, argv: tuple[str, ...]) -> SidecarSpec:
-    import dataclasses
-
-    return dataclasses.replace(spec, argv=argv, stdin=False)
+        return kubedebug.start(self, spec, info)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -112,9 +113,12 @@ class PodWorker:
         try:
             for v in pod["spec"].get("volumes") or []:
                 if "emptyDir" in v:
-                    await docker.request("POST", "/volumes/create", body={
+                    made = await docker.request("POST", "/volumes/create", body={
                         "Name": volume_name(k.double_id, pod, v["name"]),
                         "Labels": labels(k.double_id, pod, v["name"])})
+                    # The kubelet makes an emptyDir 0777 so any container user may write to it.
+                    with contextlib.suppress(OSError, KeyError, TypeError):
+                        os.chmod(made["Mountpoint"], 0o777)
             body = infra_body(k.double_id, pod, k.infra_image, k.infra_command)
             created = await docker.request("POST", "/containers/create",
                                            params={"name": docker_name(pod, INFRA, 0)}, body=body)
