@@ -45,6 +45,7 @@ KUBE_PERMISSIONS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("get", "pods", "log", "read logs for dumps", False),
     ("create", "pods", "", "debug a copy of a crash-looping pod (--copy), node debugging", False),
     ("delete", "pods", "", "remove copies and node pods afterwards", False),
+    ("get", "nodes", "", "node debugging (node/NAME)", False),
     ("get", "namespaces", "", "read the namespace's Pod Security level", False),
 )
 

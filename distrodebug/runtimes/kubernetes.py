@@ -287,7 +287,9 @@ class KubernetesRuntime:
 
     def can_i(self, verb: str, resource: str, subresource: str, name: str) -> tuple[bool, str]:
         """A SelfSubjectAccessReview, with the subresource where kubectl's can-i gets it wrong."""
-        attrs = {"namespace": self.namespace, "verb": verb, "resource": resource}
+        attrs = {"verb": verb, "resource": resource}
+        if resource != "nodes":  # cluster-scoped: no namespace
+            attrs["namespace"] = self.namespace
         if subresource:
             attrs["subresource"] = subresource
         if name:

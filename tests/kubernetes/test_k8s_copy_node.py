@@ -90,3 +90,19 @@ def test_node_debugging_pod(k8s_double: Any, toolbox: str) -> None:
     assert our_pods(k8s_double) == []
     ran = run_dd(k8s_double, toolbox, "exec", "node/no-such-node", "--", "true")
     assert ran.returncode == 125 and "Traceback" not in ran.stderr
+
+
+def test_refusals_leave_nothing_behind(k8s_double: Any, crashing_pod: str, toolbox: str) -> None:
+    k8s_double.deny("create", "pods")
+    ran = run_dd(k8s_double, toolbox, "exec", "--copy", "pod/crash", "--", "true")
+    assert ran.returncode == 125 and "create" in ran.stderr and "Traceback" not in ran.stderr
+    assert our_pods(k8s_double) == []
+
+
+def test_pod_security_refuses_node_pod_cleanly(k8s_double: Any, toolbox: str) -> None:
+    k8s_double.label_namespace("default", {"pod-security.kubernetes.io/enforce": "baseline"})
+    ran = run_dd(k8s_double, toolbox, "exec", "node/node-1", "--", "true")
+    assert ran.returncode == 125 and "Pod Security" in ran.stderr and "baseline" in ran.stderr
+    assert our_pods(k8s_double) == []
+    ran = run_dd(k8s_double, toolbox, "exec", "--profile", "baseline", "node/node-1", "--", "id", "-u")
+    assert ran.returncode == 0, ran.stderr
