@@ -19,7 +19,7 @@ from distrodebug import kubeprofiles
 from distrodebug.runtimes.base import SidecarSpec
 from distrodebug.runtimes.kubernetes import NAME_ALPHABET, debugger_name, ephemeral_container
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kubectl"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "kubectl"
 DELIBERATE = {"name", "command", "env"}
 
 

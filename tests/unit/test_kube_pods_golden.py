@@ -54,7 +54,7 @@ from distrodebug.kubepods import (
 )
 from distrodebug.sidecar import entry_argv
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kubectl"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "kubectl"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
                                      reason="the shared kubectl captures are not here")
 
