@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DISTRODEBUG_WITH_BROWSER=1 bash scripts/setup.sh
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+exec python3 -m pytest -q -rs -p no:cacheprovider "$@"
