@@ -229,6 +229,12 @@ def demo(
     raise typer.Exit(code)
 
 
+def _json_flag(value: str) -> bool:
+    if value not in ("json", "text", "table"):
+        raise UsageError(f"--output '{value}' is not a format.", "Use --output json.")
+    return value == "json"
+
+
 def _size(text: str) -> int:
     units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     number = text.strip().lower().removesuffix("b").removesuffix("i")
@@ -266,13 +272,14 @@ def dump(
         bool, typer.Option("--include-secrets", help="Do not redact secret-looking values.")
     ] = False,
     image: ImageOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
     container: ContainerOpt = None,
     namespace: NamespaceOpt = None,
     context: ContextOpt = None,
     profile: ProfileOpt = "auto",
 ) -> None:
     """Write one verifiable bundle of the target's filesystem, processes, sockets and metadata."""
+    json_out = _json_flag(output)
     from pathlib import Path
 
     from . import collect
@@ -310,9 +317,10 @@ def dump(
 @app.command()
 def verify(
     bundle: Annotated[str, typer.Argument(help="The bundle file.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
 ) -> None:
     """Recompute every hash in a bundle; exit 1 on any missing, extra or altered entry."""
+    json_out = _json_flag(output)
     from .bundle import verify_bundle
 
     result = verify_bundle(bundle)
@@ -359,9 +367,10 @@ def extract(
 def report(
     bundle: Annotated[str, typer.Argument(help="The bundle file.")],
     html: Annotated[str | None, typer.Option("--html", help="Write a self-contained HTML page.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
 ) -> None:
     """Summarise a bundle: changed and largest files, processes, sockets."""
+    json_out = _json_flag(output)
     import dataclasses
 
     from .report import render_html, summarize_bundle

@@ -106,3 +106,12 @@ def test_pod_security_refuses_node_pod_cleanly(k8s_double: Any, toolbox: str) ->
     assert our_pods(k8s_double) == []
     ran = run_dd(k8s_double, toolbox, "exec", "--profile", "baseline", "node/node-1", "--", "id", "-u")
     assert ran.returncode == 0, ran.stderr
+
+
+def test_copy_with_set_image(k8s_double: Any, crashing_pod: str, toolbox: str) -> None:
+    ran = run_dd(k8s_double, toolbox, "exec", "--set-image", f"app={toolbox}", "pod/crash", "--",
+                 "sh", "-c", "ls /bin/busybox && ls /app 2>&1 || true")
+    assert ran.returncode == 0, ran.stderr
+    assert "/bin/busybox" in ran.stdout and "No such file" in ran.stdout  # the app's files are gone
+    assert run_dd(k8s_double, toolbox, "exec", "--set-image", "nonsense", "pod/crash", "--",
+                  "true").returncode == 2
