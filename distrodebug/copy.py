@@ -137,25 +137,30 @@ class _Errors:
         self.other += data
 
 
+#: The script's DDERR kinds: (error class, message, hint); {path}, {where}, {target} filled in.
+_REFUSALS: dict[str, tuple[type[DistrodebugError], str, str]] = {
+    "nosuch": (UsageError, "'{path}' does not exist in {target}.",
+               "Check with 'distrodebug exec {target} -- ls -la {parent}'."),
+    "nodir": (UsageError, "The directory '{where}' does not exist in {target}.",
+              "Create it first, or copy into an existing directory."),
+    "denied": (DistrodebugError, "The target's user may not write to '{where}' in {target}.",
+               "Copy into a directory it owns (its home, /tmp or a volume)."),
+    "readonly": (DistrodebugError, "'{where}' in {target} is on a read-only filesystem.",
+                 "Copy into a writable volume mounted in the target."),
+    "symlink": (DistrodebugError, "'{where}' in {target} is a symlink, which the sidecar (running "
+                "as the target's user, without a chroot) will not follow: it could lead out of "
+                "the target's root.", "Give the path it points to, or run as root (--user 0)."),
+}
+
+
 def _raise_for(errors: _Errors, code: int, target: Target, path: str) -> None:
     words = errors.lines[0].split(" ", 2) if errors.lines else []
     kind = words[1] if len(words) > 1 else ""
-    where = words[2] if len(words) > 2 else path
-    if kind == "nosuch":
-        raise UsageError(f"'{path}' does not exist in {target}.", f"Check with 'distrodebug exec "
-                         f"{target} -- ls -la {os.path.dirname(path) or '/'}'.")
-    if kind == "nodir":
-        raise UsageError(f"The directory '{where}' does not exist in {target}.",
-                         "Create it first, or copy into an existing directory.")
-    if kind == "denied":
-        raise DistrodebugError(f"The target's user may not write to '{where}' in {target}.",
-                               "Copy into a directory it owns (its home, /tmp or a volume).")
-    if kind == "readonly":
-        raise DistrodebugError(f"'{where}' in {target} is on a read-only filesystem.",
-                               "Copy into a writable volume mounted in the target.")
-    if kind == "nochroot":
-        raise DistrodebugError(f"The sidecar cannot enter {target}'s root to copy safely.",
-                               "Run without --user so the sidecar runs as root.")
+    fields = {"path": path, "where": words[2] if len(words) > 2 else path, "target": target,
+              "parent": os.path.dirname(path) or "/"}
+    if kind in _REFUSALS:
+        cls, message, hint = _REFUSALS[kind]
+        raise cls(message.format(**fields), hint.format(**fields))
     if code != 0:
         detail = errors.other.decode("utf-8", "replace").strip().splitlines()
         raise DistrodebugError(f"Copying '{path}' failed in {target}: "

@@ -50,14 +50,22 @@ KUBE_PERMISSIONS: tuple[tuple[str, str, str, str, bool], ...] = (
 )
 
 
+def _reachable(runtime: Any, report: Report, what: str, prefix: str = "") -> str | None:
+    """The server's version, after recording whether it answered at all."""
+    try:
+        version = str(runtime.server_version())
+    except DistrodebugError as exc:
+        report.checks.append(Check(f"{what} reachable", False, exc.paragraph()))
+        return None
+    report.checks.append(Check(f"{what} reachable", True, f"{runtime.endpoint}, {prefix}{version}"))
+    return version
+
+
 def kubernetes(runtime: Any, target: Target | None, settings: Settings) -> Report:
     report = Report("kubernetes", runtime.endpoint)
-    try:
-        version = runtime.server_version()
-    except DistrodebugError as exc:
-        report.checks.append(Check("cluster reachable", False, exc.paragraph()))
+    version = _reachable(runtime, report, "cluster")
+    if version is None:
         return report
-    report.checks.append(Check("cluster reachable", True, f"{runtime.endpoint}, {version}"))
     minor = _minor(version)
     report.checks.append(Check(
         "ephemeral containers", minor is None or minor >= 25,
@@ -103,12 +111,8 @@ def kubernetes(runtime: Any, target: Target | None, settings: Settings) -> Repor
 
 def docker(runtime: Any, target: Target | None, settings: Settings) -> Report:
     report = Report("docker", runtime.endpoint)
-    try:
-        version = runtime.server_version()
-    except DistrodebugError as exc:
-        report.checks.append(Check("engine reachable", False, exc.paragraph()))
+    if _reachable(runtime, report, "engine", "Docker ") is None:
         return report
-    report.checks.append(Check("engine reachable", True, f"{runtime.endpoint}, Docker {version}"))
     labels = runtime.image_labels(settings.image)
     report.checks.append(Check(
         "debug image", labels is not None,
