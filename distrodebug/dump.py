@@ -1,10 +1,14 @@
 """Write a dump bundle from a filesystem tar stream, streaming end to end.
 
 The format is described in :mod:`distrodebug.bundle`. Memory stays flat whatever the size of the
-filesystem: content is copied in 1 MiB pieces while it is hashed and compressed; only the
-manifest's entries (one short JSON line per entry) and the set of paths seen grow with the count.
+filesystem: content goes from the read buffers to the hash and the file (or compressor) as views,
+in pieces of at most 1 MiB, through a handful of recycled buffers; only the manifest's entries
+(one short JSON line per entry) and the set of paths seen grow with the count. Large files are
+hashed and written on a worker thread (sha256, writes and zstd release the GIL), beside the main
+thread's socket reads and tar parsing; the hash is always of exactly the bytes written.
 The bundle is written to ``.NAME.partial-XXXXXXXX`` beside the target name, mode 0600 from
-creation, fsynced, and renamed into place only when complete; on any failure the temporary file
+creation, fsynced (its writeback is started every 32 MiB on the way, so the last fsync has
+little left to wait for), and renamed into place only when complete; on any failure the temporary file
 is removed and :class:`BundleError` says what happened (Ctrl-C is re-raised after the cleanup).
 """
 
@@ -16,10 +20,12 @@ import gzip
 import hashlib
 import json
 import os
+import queue
 import secrets
 import tarfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,14 +44,38 @@ from distrodebug.dumpopts import (
 )
 from distrodebug.errors import BundleError, DistrodebugError, UsageError
 from distrodebug.redact import redact_data, redact_text
-from distrodebug.tarstream import Member, TarFormatError, TarReader, TarWriter
+from distrodebug.tarstream import (
+    Buffers,
+    Member,
+    TarFormatError,
+    TarReader,
+    TarWriter,
+    header_block,
+    padding,
+)
 
 __all__ = ["DumpInfo", "DumpResult", "SkippedEntry", "write_bundle"]
 
 Progress = Callable[[int, int], None]
 _PROGRESS_INTERVAL = 0.1
+_READ_BUFFER = 1 << 20  # the tar reader's buffers; pieces of content are views into them...
+_READ_BUFFERS = 5  # ...recycled: this many at most
+_OFFLOAD = 256 << 10  # files from this size on are hashed and written on the worker thread...
+_PIECE = 512 << 10  # ...in pieces of about this size
+_STAGE = 256 << 10  # smaller writes are gathered into one piece of about this size
+_IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most _STAGE bytes each)
+_OUT_BUFFER = 64 << 10  # writes from this size on go straight to the file
+_WRITEBACK = 32 << 20  # start writing the bundle to disk after about this many new bytes
+_MANIFEST_BATCH = 4096  # manifest entries joined and written at a time
 _CHANGE_KINDS = ("added", "changed", "deleted")
 _NOT_STORED = {"fifo": "fifo", "char": "device node", "block": "device node"}
+_JSON = json.JSONEncoder(separators=(", ", ": ")).encode  # one manifest entry per line
+_JSON_STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii  # what _JSON uses
+# The common entry, a stored regular file, exactly as _JSON writes it, without its per-call cost.
+_FILE_LINE = (
+    '{"path": %s, "type": "file", "mode": "%04o", "uid": %d, "gid": %d, "size": %d, "mtime": %d,'
+    ' "sha256": "%s"%s, "status": "ok"}'
+)
 
 
 @dataclass
@@ -102,7 +132,7 @@ def write_bundle(
     except OSError as exc:
         raise BundleError(f"Cannot create {tmp}: {exc.strerror}.") from None
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
+        with os.fdopen(fd, "wb", buffering=_OUT_BUFFER) as raw:
             writer = _Writer(raw, compression, options, info, progress)
             digest = writer.run(fs_tar)
             raw.flush()
@@ -180,6 +210,186 @@ def _tarinfo(name: str, kind: bytes, **fields: Any) -> tarfile.TarInfo:
     return info
 
 
+def _joined(opening: str, entries: list[str], closing: str) -> Iterator[str]:
+    """``opening + ",\\n ".join(entries) + closing``, a few thousand entries at a time."""
+    yield opening
+    for start in range(0, len(entries), _MANIFEST_BATCH):
+        batch = ",\n ".join(entries[start : start + _MANIFEST_BATCH])
+        yield ",\n " + batch if start else batch
+    yield closing
+
+
+def _fileno(raw: BinaryIO) -> int | None:
+    try:
+        return raw.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _entry_head(path: str, kind: str, mode: int, uid: int, gid: int, size: int, mtime: int) -> dict[str, Any]:
+    """The first keys of a manifest entry, in their order."""
+    return {
+        "path": path, "type": kind, "mode": f"{mode:04o}", "uid": uid, "gid": gid, "size": size,
+        "mtime": mtime,
+    }  # fmt: skip
+
+
+_Piece = tuple["hashlib._Hash | None", bytes | bytearray | memoryview] | Callable[[], None] | None
+
+
+class _Output(Buffers):
+    """The bundle's tar bytes, in order, written (and hashed, for large files) by a worker thread.
+
+    sha256, file writes and zstd compression release the GIL on large buffers, so they run beside
+    the main thread's socket reads and tar parsing. Small writes (headers, small files) are
+    gathered into pieces of about 256 KiB so the worker wakes once per piece, not once per member.
+
+    Memory stays flat: the tar reader's buffers come from here (:class:`Buffers`), a fixed set
+    that the worker hands back once it has written every view of one, and at most a few gathered
+    pieces are queued. A failure on the worker (disk full) is raised on the main thread at its
+    next write.
+    """
+
+    def __init__(self, out: BinaryIO, fd: int | None) -> None:
+        self._out = out
+        self._fd = fd  # the bundle file under ``out``, for early writeback
+        self.stage = bytearray()  # small writes, gathered; append to it and call settle()
+        self._pieces: queue.Queue[_Piece] = queue.Queue(_IN_FLIGHT)
+        self._error: BaseException | None = None
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._made = 0
+        self._closed = False  # the worker was told to stop
+        self._thread = threading.Thread(target=self._work, name="distrodebug-bundle", daemon=True)
+        self._thread.start()
+
+    # -- Buffers: the reader's buffers, recycled once the worker is done with them --------------
+
+    def get(self, size: int) -> bytearray:
+        """A read buffer: a new one while there are fewer than a handful, then a returned one."""
+        if size > _READ_BUFFER:
+            return bytearray(size)  # never happens with plain tar headers; not recycled
+        if self._made < _READ_BUFFERS:
+            self._made += 1
+            return bytearray(_READ_BUFFER)
+        while True:
+            try:
+                return self._free.get(timeout=1)
+            except queue.Empty:
+                if self._error is not None or not self._thread.is_alive():
+                    raise self._error or _Aborted() from None
+
+    def done(self, buffer: bytearray) -> None:
+        """Free ``buffer`` for reuse once the worker is past every view of it queued so far."""
+        if len(buffer) != _READ_BUFFER or self._closed or threading.get_ident() == self._thread.ident:
+            return  # not ours, or the bundle is over (the reader may be finalised late, anywhere)
+        self.call(lambda: self._free.put(buffer))
+
+    # -- the bundle's bytes -----------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` after everything before it; the caller must not change it afterwards."""
+        if len(data) < _STAGE:
+            self.stage += data
+            if len(self.stage) >= _STAGE:
+                self._flush()
+        else:
+            self._flush()
+            self._put((None, data))
+
+    def settle(self) -> None:
+        """Pass on what callers appended to :attr:`stage` themselves, once there is enough."""
+        if len(self.stage) >= _STAGE:
+            self._flush()
+
+    def hash_write(self, digest: hashlib._Hash, data: bytes | memoryview) -> None:
+        """Hash ``data`` into ``digest`` and write it, on the worker: touch ``digest`` only in
+        a :meth:`call` queued after this."""
+        self._flush()
+        self._put((digest, data))
+
+    def call(self, function: Callable[[], None]) -> None:
+        """Run ``function`` on the worker once everything queued before it is written.
+
+        It runs even after a failure (it must not write), so waiting on it cannot hang.
+        """
+        self._flush()
+        self._put(function)
+
+    def close(self) -> None:
+        """Write what is left and wait for the worker; raises what failed there."""
+        self._flush()
+        self._put(None)
+        self._closed = True
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop the worker without writing what is still queued (the bundle is being discarded)."""
+        if not self._closed:
+            self._error = self._error or _Aborted()
+            self._pieces.put(None)
+            self._closed = True
+            self._thread.join()
+
+    def _flush(self) -> None:
+        if self.stage:
+            stage, self.stage = self.stage, bytearray()
+            self._put((None, stage))
+
+    def _put(self, piece: _Piece) -> None:
+        if self._error is not None and piece is not None and not callable(piece):
+            raise self._error
+        while True:
+            try:
+                self._pieces.put(piece, timeout=1)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():  # cannot happen: the worker catches everything
+                    raise self._error or _Aborted() from None
+
+    def _work(self) -> None:
+        pieces, write = self._pieces, self._out.write
+        unsynced, synced = 0, 0
+        while True:
+            piece = pieces.get()
+            if piece is None:
+                return
+            try:
+                if callable(piece):
+                    piece()
+                elif self._error is None:  # after a failure, drain: the main thread raises it
+                    digest, data = piece
+                    if digest is not None:
+                        digest.update(data)
+                    write(data)
+                    unsynced += len(data)
+                    if unsynced >= _WRITEBACK and self._fd is not None:
+                        synced, unsynced = self._writeback(synced), 0
+            except BaseException as exc:  # re-raised on the main thread, then the bundle is removed
+                self._error = self._error or exc
+
+    def _writeback(self, start: int) -> int:
+        """Start writing what the file has so far to disk, without waiting for it.
+
+        The final fsync then finds little left to do: the disk works while the stream still
+        flows. (Linux starts writeback of dirty pages for POSIX_FADV_DONTNEED; other systems
+        just do nothing.)
+        """
+        assert self._fd is not None
+        try:
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        except (OSError, AttributeError):
+            self._fd = None
+            return start
+        return end
+
+
+class _Aborted(Exception):
+    """The bundle was abandoned while the worker still had pieces to write."""
+
+
 class _Writer:
     """One bundle being written; holds the manifest entries and counters."""
 
@@ -206,6 +416,7 @@ class _Writer:
         self.changes = {normalise_path(k) or k: v for k, v in self.changes.items()}
         self.paths = clean_paths(options.paths)
         self.excludes = compile_excludes(options.excludes)
+        self.filtered = bool(self.paths or self.excludes or options.changed_only)
         self.now = time.time()
         self._last_progress = 0.0
 
@@ -219,15 +430,14 @@ class _Writer:
         if self.info.changes is not None and "changes.json" not in self.info.meta:
             listing = [{"path": p, "kind": k} for p, k in sorted(self.changes.items())]
             self._meta(tar, "changes.json", listing)
-        self._filesystem(tar, fs_tar)
+        self._filesystem(comp, fs_tar)
         self._leftovers()
-        manifest = self._manifest(target)
-        tar.add_bytes(_tarinfo(MANIFEST, tarfile.REGTYPE, mtime=int(self.now)), manifest)
+        digest = self._manifest(tar, target)
         tar.close()
         if comp is not self.raw:
             comp.close()  # flushes the compressor's last frame; the raw file stays open
         self._tick(force=True)
-        return hashlib.sha256(manifest).hexdigest()
+        return digest
 
     # -- meta ---------------------------------------------------------------------------------
 
@@ -256,18 +466,27 @@ class _Writer:
 
     # -- filesystem -----------------------------------------------------------------------------
 
-    def _filesystem(self, tar: TarWriter, fs_tar: BinaryIO) -> None:
-        reader = TarReader(fs_tar)
+    def _filesystem(self, comp: BinaryIO, fs_tar: BinaryIO) -> None:
+        out = _Output(comp, _fileno(self.raw))
+        try:
+            self._members(out, TarReader(fs_tar, out, _READ_BUFFER))
+            out.close()
+        except BaseException:
+            out.abort()
+            raise
+
+    def _members(self, out: _Output, reader: TarReader) -> None:
+        prefix, seen, filtered = self.info.fs_prefix, self.seen, self.filtered
         for member in reader.members():
-            path = normalise_path(member.name, self.info.fs_prefix)
+            path = normalise_path(member.name, prefix)
             if path is None:
                 self._entry({"path": member.name, "type": member.kind}, "skipped", "unsafe name")
                 continue
-            if not path or not self._wanted(path):
+            if not path or (filtered and not self._wanted(path)):
                 continue
-            if path in self.seen:
+            if path in seen:
                 continue  # the same path twice (overlapping --path): the first one counts
-            self._member(tar, reader, member, path)
+            self._member(out, reader, member, path)
             if reader.truncated and reader.eof:
                 raise BundleError(
                     f"The filesystem stream ended in the middle of /{path}.",
@@ -298,34 +517,20 @@ class _Writer:
             return False
         return True
 
-    def _member(self, tar: TarWriter, reader: TarReader, member: Member, path: str) -> None:
+    def _member(self, out: _Output, reader: TarReader, member: Member, path: str) -> None:
         kind = member.kind
-        entry: dict[str, Any] = {
-            "path": path,
-            "type": kind,
-            "mode": f"{member.mode & 0o7777:04o}",
-            "uid": member.uid,
-            "gid": member.gid,
-            "size": member.size if kind == "file" else 0,
-            "mtime": int(member.mtime),
-        }
-        fields: dict[str, Any] = {"uid": member.uid, "gid": member.gid}
-        fields["mtime"] = int(member.mtime)
-        fields["mode"] = member.mode & 0o7777
-        if kind in _NOT_STORED:
-            if kind != "fifo":
-                entry["device"] = f"{member.devmajor},{member.devminor}"
-            self._entry(entry, "skipped", _NOT_STORED[kind])
-        elif kind == "file":
-            self._file(tar, reader, member, path, entry, fields)
-        elif kind == "dir":
-            tar.begin(_tarinfo(FS + path, tarfile.DIRTYPE, **fields))
-            tar.end()
+        if kind == "file":
+            self._file(out, reader, member, path)
+            return
+        mode, uid, gid, mtime = member.mode & 0o7777, member.uid, member.gid, int(member.mtime)
+        entry = _entry_head(path, kind, mode, uid, gid, 0, mtime)
+        name = FS + path
+        if kind == "dir":
+            out.write(header_block(name, tarfile.DIRTYPE, mode, uid, gid, mtime))
             self._entry(entry, "ok")
         elif kind == "symlink":
             entry["link"] = member.linkname
-            tar.begin(_tarinfo(FS + path, tarfile.SYMTYPE, linkname=member.linkname, **fields))
-            tar.end()
+            out.write(header_block(name, tarfile.SYMTYPE, mode, uid, gid, mtime, 0, member.linkname))
             self._entry(entry, "ok")
         elif kind == "hardlink":
             target = normalise_path(member.linkname, self.info.fs_prefix)
@@ -333,65 +538,107 @@ class _Writer:
             if target is None or not self.seen.get(target):
                 self._entry(entry, "skipped", "hard link to a file that was not stored")
                 return
-            link_fields = {**fields, "linkname": FS + target}
-            tar.begin(_tarinfo(FS + path, tarfile.LNKTYPE, **link_fields))
-            tar.end()
+            out.write(header_block(name, tarfile.LNKTYPE, mode, uid, gid, mtime, 0, FS + target))
             self._entry(entry, "ok")
+        elif kind in _NOT_STORED:
+            if kind != "fifo":
+                entry["device"] = f"{member.devmajor},{member.devminor}"
+            self._entry(entry, "skipped", _NOT_STORED[kind])
         else:
             self._entry(entry, "skipped", f"unsupported tar entry type {member.type!r}")
 
-    def _file(
-        self,
-        tar: TarWriter,
-        reader: TarReader,
-        member: Member,
-        path: str,
-        entry: dict[str, Any],
-        fields: dict[str, Any],
-    ) -> None:
-        if member.size > self.options.max_file_size:
+    def _file(self, out: _Output, reader: TarReader, member: Member, path: str) -> None:
+        size, mode, uid, gid = member.size, member.mode & 0o7777, member.uid, member.gid
+        mtime = int(member.mtime)
+        if size > self.options.max_file_size:
+            entry = _entry_head(path, "file", mode, uid, gid, size, mtime)
             self._entry(entry, "skipped", "larger than the maximum file size")
             return  # the reader skips the content without storing it
-        tar.begin(_tarinfo(FS + path, tarfile.REGTYPE, size=member.size, **fields))
+        header = header_block(FS + path, tarfile.REGTYPE, mode, uid, gid, mtime, size)
+        stats = self.stats
+        if size < _OFFLOAD and (view := reader.whole()) is not None:
+            # The common small file, already read in whole: hashed here, gathered for the worker.
+            stage = out.stage
+            stage += header
+            stage += view
+            stage += padding(size)
+            out.settle()
+            stats["bytes"] += size
+            stats["files"] += 1
+            stats["entries"] += 1
+            self.seen[path] = True
+            change = self.changes.get(path) if self.changes else None
+            self.entries.append(
+                _FILE_LINE
+                % (
+                    _JSON_STRING(path), mode, uid, gid, size, mtime, hashlib.sha256(view).hexdigest(),
+                    f', "change": "{change}"' if change else "",
+                )
+            )  # fmt: skip
+            self._tick()
+            return
+        out.write(header)
         digest = hashlib.sha256()
-        for chunk in reader.chunks():
-            digest.update(chunk)
-            tar.write(chunk)
-            self.stats["bytes"] += len(chunk)
+        if size >= _OFFLOAD:
+            # Large: hashed and written on the worker, beside the next socket reads.
+            for view in reader.views(gather=_PIECE):
+                out.hash_write(digest, view)
+                stats["bytes"] += len(view)
+                self._tick()
+        else:
+            for view in reader.views():
+                digest.update(view)
+                out.write(view)
+                stats["bytes"] += len(view)
             self._tick()
         status, reason = "ok", None
-        missing = member.size - reader.content_read
-        if missing:
+        missing = size - reader.content_read
+        if missing > 0:
             # Keep the bundle consistent: zero-fill what never came, and hash what is stored.
             status = "partial"
             reason = (
                 f"the file changed while it was read: {reader.content_read} of"
-                f" {member.size} bytes came, the rest is zero-filled"
+                f" {size} bytes came, the rest is zero-filled"
             )
             while missing:
                 fill = bytes(min(missing, 1 << 20))
-                digest.update(fill)
-                tar.write(fill)
+                out.hash_write(digest, fill)
                 missing -= len(fill)
-        tar.end()
-        entry["sha256"] = digest.hexdigest()
-        self.stats["files"] += 1
-        self._entry(entry, status, reason)
+        out.write(padding(size))
+        stats["files"] += 1
         self.seen[path] = True
+        entry = _entry_head(path, "file", mode, uid, gid, size, mtime)
+        if size >= _OFFLOAD or status != "ok":
+            slot = self._entry(entry, status, reason, final=False)
 
-    def _entry(self, entry: dict[str, Any], status: str, reason: str | None = None) -> None:
-        path = entry["path"]
-        change = self.changes.get(path)
+            def finish() -> None:
+                entry["sha256"] = digest.hexdigest()
+                self.entries[slot] = self._line(entry, status, reason)
+
+            out.call(finish)
+        else:
+            entry["sha256"] = digest.hexdigest()
+            self._entry(entry, status, reason)
+
+    def _entry(
+        self, entry: dict[str, Any], status: str, reason: str | None = None, final: bool = True
+    ) -> int:
+        """Record a manifest entry; ``final=False`` keeps its slot empty, to be filled later."""
+        self.seen.setdefault(entry["path"], False)
+        self.entries.append(self._line(entry, status, reason) if final else "")
+        self.stats["entries"] += 1
+        if status in ("skipped", "partial"):
+            self.stats[status] += 1
+        return len(self.entries) - 1
+
+    def _line(self, entry: dict[str, Any], status: str, reason: str | None) -> str:
+        change = self.changes.get(entry["path"]) if self.changes else None
         if change:
             entry["change"] = change
         entry["status"] = status
         if reason:
             entry["reason"] = reason
-        self.seen.setdefault(path, False)
-        self.entries.append(json.dumps(entry, separators=(", ", ": ")))
-        self.stats["entries"] += 1
-        if status in ("skipped", "partial"):
-            self.stats[status] += 1
+        return _JSON(entry)
 
     def _leftovers(self) -> None:
         """Entries known only from the side channel and the change list."""
@@ -411,7 +658,9 @@ class _Writer:
     def _wanted_deleted(self, path: str) -> bool:
         return (not self.paths or in_paths(path, self.paths)) and not is_excluded(path, self.excludes)
 
-    def _manifest(self, target: dict[str, Any]) -> bytes:
+    def _manifest(self, tar: TarWriter, target: dict[str, Any]) -> str:
+        """Write manifest.json, the entries joined a few thousand at a time (no whole copy of
+        them in memory); returns its sha256."""
         head = {
             "format": FORMAT,
             "tool": {"name": "distrodebug", "version": tool_version()},
@@ -425,8 +674,20 @@ class _Writer:
         }
         text = json.dumps(head, indent=1, default=str)
         assert text.endswith("\n}")
-        body = ",\n ".join(self.entries)
-        return (text[:-2] + ',\n "entries": [\n ' + body + "\n ]\n}\n").encode()
+        opening, closing = text[:-2] + ',\n "entries": [\n ', "\n ]\n}\n"
+        entries = self.entries
+        # Every piece is ASCII (json escapes the rest), so characters count bytes.
+        size = len(opening) + sum(map(len, entries)) + 3 * max(len(entries) - 1, 0) + len(closing)
+        tar.begin(_tarinfo(MANIFEST, tarfile.REGTYPE, mtime=int(self.now), size=size))
+        digest = hashlib.sha256()
+        for piece in _joined(opening, entries, closing):
+            data = piece.encode()
+            if len(data) != len(piece):
+                raise BundleError("A manifest entry is not ASCII JSON.", "Report this as a bug.")
+            digest.update(data)
+            tar.write(data)
+        tar.end()
+        return digest.hexdigest()
 
     def _tick(self, force: bool = False) -> None:
         if self.progress is None:

@@ -285,7 +285,11 @@ def run(
 
 
 class SidecarOutput(io.RawIOBase):
-    """The sidecar's stdout as a readable binary file; its stderr is kept aside."""
+    """The sidecar's stdout as a readable binary file; its stderr is kept aside.
+
+    With a stream that can demultiplex into a caller's buffer (Docker's attach socket), stdout
+    goes from the socket straight into the buffer given to :meth:`readinto`: one copy in all.
+    """
 
     def __init__(self, stream: Stream, on_stderr: Callable[[bytes], None] | None = None) -> None:
         self._stream = stream
@@ -293,26 +297,42 @@ class SidecarOutput(io.RawIOBase):
         self.stderr = bytearray()
         self._on_stderr = on_stderr
         self._ended = False
+        self._direct: Callable[[memoryview, Callable[[bytes], None]], int] | None = getattr(
+            stream, "readinto_stdout", None
+        )
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if self._direct is not None and not self._pending:
+            if self._ended or not len(view):
+                return 0
+            size = self._direct(view, self._stderr)
+            self._ended = not size
+            return size
         while not self._pending and not self._ended:
             frames = self._stream.recv()
             if not frames:
                 self._ended = True
             for channel, data in frames:
                 if channel == STDERR:
-                    self.stderr.extend(data)
-                    if self._on_stderr and data:
-                        self._on_stderr(data)
+                    self._stderr(data)
                 else:
-                    self._pending.extend(data)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
+                    self._pending += data
+        size = min(len(view), len(self._pending))
+        with memoryview(self._pending) as pending:
+            view[:size] = pending[:size]
         del self._pending[:size]
         return size
+
+    def _stderr(self, data: bytes) -> None:
+        self.stderr += data
+        if self._on_stderr and data:
+            self._on_stderr(data)
 
 
 def _feed(stream: Stream, source: BinaryIO) -> threading.Thread:
@@ -353,7 +373,8 @@ def capture(
         assert started.stream is not None
         feeder = _feed(started.stream, stdin_from) if stdin_from is not None else None
         output = SidecarOutput(started.stream, on_stderr)
-        reader = io.BufferedReader(output, buffer_size=1 << 20)
+        # Small: a large read (the dump's) then goes straight through to the socket.
+        reader = io.BufferedReader(output, buffer_size=64 << 10)
         value = consume(reader, chosen)
         while reader.read(1 << 20):  # drain, so the command can finish writing
             pass

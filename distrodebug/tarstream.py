@@ -6,30 +6,43 @@ file shrinks while it is read ("short read"), leaving fewer content bytes than t
 promised; the next xargs batch then starts at an arbitrary offset. The sidecar script therefore
 emits a *marker* member before every batch and at the very end: a zero-size regular file whose
 name starts with a random nonce that only the sidecar and this reader know (it is in the first
-marker, which the target cannot predict). While copying member content we scan for the nonce; a
-hit means the member was cut short there, and the following bytes are the next batch.
+marker, which the target cannot predict). While handing out member content we scan it for the
+nonce (followed by the start of a marker name); a hit means the member was cut short there, even
+when the marker runs on into the padding, and the following bytes are the next batch.
 
 Streams without a leading marker (the engine's archive API, bundles we wrote) are read as plain
 tar. Header blocks are parsed and built by :mod:`distrodebug.tarheader`.
+
+Content is not copied: the stream is read into large buffers and handed out as memoryviews of
+them (:meth:`TarReader.views`), which hashing, writing and compressing accept as they are; a
+buffer is only ever written past what was handed out, so views stay valid (see :class:`Buffers`).
 """
 
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from distrodebug.tarheader import ENC as _ENC
 from distrodebug.tarheader import ERRORS as _ERRORS
-from distrodebug.tarheader import fast_header, fast_tobuf, parse_pax
+from distrodebug.tarheader import Fields, build_block, fast_tobuf, parse_block, parse_pax
 
 BLOCK = 512
 CHUNK = 1 << 20
 MARK_SUFFIX_BATCH = ".distrodebug-batch"
 MARK_SUFFIX_END = ".distrodebug-end"
 _NONCE_LEN = 32
+# What a scan looks for: the nonce and what every marker's name continues with. A longer needle
+# lets bytes.find skip further (about a third faster than the nonce alone on random data).
+_MARK_PREFIX = ".distrodebug-"
+_NEEDLE_LEN = _NONCE_LEN + len(_MARK_PREFIX)
+_KEEP = _NEEDLE_LEN - 1  # bytes to keep in view past a piece, so a marker cannot hide in the seam
 _MAX_META_HEADER = 1 << 20  # a pax or GNU long-name header larger than this is hostile
+_MIN_READ = 64 << 10  # below this much free space, a read goes to a new buffer...
+_SMALL_MOVE = 4096  # ...if no more than this many unread bytes have to move along
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 class TarFormatError(Exception):
@@ -70,58 +83,123 @@ _KINDS = {
 }
 
 
-class _Source:
-    """A forward-only byte source with push-back, so a resync can return bytes it over-read."""
+class Buffers:
+    """Where a :class:`TarReader` gets its read buffers: a new one each time.
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._buf = b""
-        self._pos = 0  # index into _buf: slicing from a position avoids copying the remainder
+    A buffer is written only past the bytes already handed out, so a view from
+    :meth:`TarReader.views` stays valid for as long as it is kept. An owner that knows when its
+    views are gone can recycle buffers by overriding both methods.
+    """
+
+    def get(self, size: int) -> bytearray:
+        return bytearray(size)
+
+    def done(self, buffer: bytearray) -> None:
+        """The reader hands out nothing more from ``buffer`` (views of it may still be alive)."""
+
+
+def _read_function(raw: BinaryIO) -> Callable[[memoryview], int]:
+    # readinto1 returns after one underlying read, so a socket's bytes are used as they come
+    # and a buffered file's own buffer is bypassed for large reads.
+    for name in ("readinto1", "readinto"):
+        method = getattr(raw, name, None)
+        if method is not None:
+            return cast(Callable[[memoryview], int], method)
+
+    def readinto(view: memoryview) -> int:
+        data = raw.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    return readinto
+
+
+class _Source:
+    """A forward-only byte source read into large buffers, handing out views and peeks."""
+
+    def __init__(self, raw: BinaryIO, buffers: Buffers, size: int) -> None:
+        self._readinto = _read_function(raw)
+        self._buffers = buffers
+        self._size = max(size, 2 * _MIN_READ)
+        self.buf = bytearray()
+        self._view = memoryview(self.buf)
+        self.pos = 0  # next byte to hand out
+        self.end = 0  # end of the bytes read into buf
+        self.exhausted = False  # the underlying stream has ended
         self.offset = 0  # bytes handed out so far, for error messages
 
-    def read_some(self, limit: int) -> bytes:
-        """Up to ``limit`` bytes; empty only at end of stream."""
-        if self._pos >= len(self._buf):
-            self._buf = self._raw.read(max(limit, CHUNK)) or b""
-            self._pos = 0
-            if len(self._buf) <= limit:
-                data, self._buf = self._buf, b""
-                self.offset += len(data)
-                return data
-        data = self._buf[self._pos : self._pos + limit]
-        self._pos += len(data)
-        self.offset += len(data)
-        return data
-
-    def read_exact(self, size: int) -> bytes:
-        """Exactly ``size`` bytes, or fewer at end of stream."""
-        parts: list[bytes] = []
-        left = size
-        while left:
-            data = self.read_some(left)
-            if not data:
+    def fill(self, want: int) -> int:
+        """Make ``want`` bytes visible after ``pos`` (fewer only at end of stream); how many are."""
+        avail = self.end - self.pos
+        while avail < want and not self.exhausted:
+            free = len(self.buf) - self.end
+            if free < want - avail or (free < _MIN_READ and avail <= _SMALL_MOVE):
+                self._switch(want)
+            n = self._readinto(self._view[self.end :])
+            if not n:
+                self.exhausted = True
                 break
-            parts.append(data)
-            left -= len(data)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            self.end += n
+            avail += n
+        return avail
 
-    def unread(self, data: bytes) -> None:
-        self._buf = data + self._buf[self._pos :]
-        self._pos = 0
-        self.offset -= len(data)
+    def room(self) -> int:
+        """How many bytes can become visible without moving to a new buffer."""
+        return len(self.buf) - self.pos
+
+    def _switch(self, want: int) -> None:
+        keep = self.end - self.pos
+        new = self._buffers.get(max(self._size, 2 * (keep + want)))
+        new[:keep] = self._view[self.pos : self.end]
+        old = self.buf
+        self._view.release()
+        self.buf, self._view, self.pos, self.end = new, memoryview(new), 0, keep
+        if len(old):
+            self._buffers.done(old)
+
+    def take(self, size: int) -> memoryview:
+        """The next ``size`` visible bytes, consumed."""
+        view = self._view[self.pos : self.pos + size]
+        self.pos += size
+        self.offset += size
+        return view
+
+    def skip(self, size: int) -> None:
+        self.pos += size
+        self.offset += size
+
+    def rewind(self, size: int) -> None:
+        """Give back the last ``size`` bytes taken; only right after a take from this buffer."""
+        self.pos -= size
+        self.offset -= size
+
+    def find(self, needle: bytes, stop: int) -> int:
+        """Offset of ``needle`` wholly within the next ``stop`` visible bytes, or -1."""
+        hit = self.buf.find(needle, self.pos, min(self.pos + stop, self.end))
+        return hit - self.pos if hit >= 0 else -1
+
+    def close(self) -> None:
+        self._view.release()
+        if len(self.buf):
+            self._buffers.done(self.buf)
+        self.buf = bytearray()
+        self._view = memoryview(self.buf)
+        self.pos = self.end = 0
 
 
 class TarReader:
     """Iterate members of one or more concatenated tar archives, forward only.
 
-    After each member from :meth:`members`, call :meth:`chunks` to read its content (or do not:
-    the rest is skipped). ``truncated`` then says whether the content stopped before ``size``
-    bytes (the sidecar's tar died, or the stream ended), ``content_read`` how many bytes came.
+    After each member from :meth:`members`, call :meth:`views` or :meth:`chunks` to read its
+    content (or do not: the rest is skipped). ``truncated`` then says whether the content
+    stopped before ``size`` bytes (the sidecar's tar died, or the stream ended),
+    ``content_read`` how many bytes came.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._src = _Source(stream)
-        self._nonce: bytes | None = None
+    def __init__(self, stream: BinaryIO, buffers: Buffers | None = None, buffer_size: int = CHUNK) -> None:
+        self._src = _Source(stream, buffers or Buffers(), buffer_size)
+        self._nonce: bytes | None = None  # the needle: nonce and marker prefix, as bytes
+        self._nonce_text = ""
         self._left = 0  # content bytes of the current member not yet read
         self._pad = 0  # padding after the current member's content
         self.truncated = False
@@ -139,99 +217,136 @@ class TarReader:
         long_name: str | None = None
         long_link: str | None = None
         first = True
-        while True:
-            self._finish_member()
-            block = self._src.read_exact(BLOCK)
-            if not block:
-                return
-            if len(block) < BLOCK:
-                raise TarFormatError(f"stream ends inside a header at byte {self._src.offset}")
-            if block.count(0) == BLOCK:
-                self.end_blocks = True
-                continue  # end-of-archive blocks between concatenated archives
-            self.end_blocks = False
-            try:
-                info = fast_header(block) or tarfile.TarInfo.frombuf(block, _ENC, _ERRORS)
-            except tarfile.HeaderError as exc:
-                if self._nonce is None:
-                    raise TarFormatError(
-                        f"damaged tar header at byte {self._src.offset - BLOCK}: {exc}"
-                    ) from None
-                self._resync(block)
-                pending_pax, long_name, long_link = {}, None, None
-                continue
-            self._start_member(info.size if info.type not in _NO_DATA else 0)
-            if first:
-                first = False
-                if info.name.endswith(MARK_SUFFIX_BATCH) and len(info.name) == _NONCE_LEN + len(
-                    MARK_SUFFIX_BATCH
-                ):
-                    self._nonce = info.name[:_NONCE_LEN].encode()
-                    self.framed = True
+        src = self._src
+        try:
+            while True:
+                if self._left or self._pad:
+                    self._finish_member()
+                avail = src.end - src.pos
+                if avail < BLOCK:
+                    avail = src.fill(BLOCK)
+                    if not avail:
+                        return
+                    if avail < BLOCK:
+                        raise TarFormatError(f"stream ends inside a header at byte {src.offset + avail}")
+                block = bytes(src.take(BLOCK))
+                if block == _ZERO_BLOCK:
+                    self.end_blocks = True
+                    continue  # end-of-archive blocks between concatenated archives
+                self.end_blocks = False
+                fields = parse_block(block)
+                if fields is None:
+                    try:
+                        fields = _fields(tarfile.TarInfo.frombuf(block, _ENC, _ERRORS))
+                    except tarfile.HeaderError as exc:
+                        if self._nonce is None:
+                            raise TarFormatError(
+                                f"damaged tar header at byte {src.offset - BLOCK}: {exc}"
+                            ) from None
+                        self._resync()
+                        pending_pax, long_name, long_link = {}, None, None
+                        continue
+                name, kind, size = fields[0], fields[1], fields[5]
+                self._start_member(0 if kind in _NO_DATA else size)
+                if first:
+                    first = False
+                    if name.endswith(MARK_SUFFIX_BATCH) and len(name) == _NONCE_LEN + len(MARK_SUFFIX_BATCH):
+                        self._nonce_text = name[:_NONCE_LEN]
+                        self._nonce = (self._nonce_text + _MARK_PREFIX).encode()
+                        self.framed = True
+                        continue
+                if self._nonce is not None and name.startswith(self._nonce_text):
+                    if name.endswith(MARK_SUFFIX_END):
+                        self.ended = True
                     continue
-            if self._is_marker(info.name):
-                if info.name.endswith(MARK_SUFFIX_END):
-                    self.ended = True
-                continue
-            if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
-                records = parse_pax(self._meta_content(info.size))
-                (global_pax if info.type == tarfile.XGLTYPE else pending_pax).update(records)
-                continue
-            if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-                text = self._meta_content(info.size).split(b"\0", 1)[0].decode(_ENC, _ERRORS)
-                if info.type == tarfile.GNUTYPE_LONGNAME:
-                    long_name = text
+                if kind in _PAX_TYPES:
+                    records = parse_pax(self._meta_content(size))
+                    (global_pax if kind == tarfile.XGLTYPE else pending_pax).update(records)
+                    continue
+                if kind in _LONG_TYPES:
+                    text = self._meta_content(size).split(b"\0", 1)[0].decode(_ENC, _ERRORS)
+                    if kind == tarfile.GNUTYPE_LONGNAME:
+                        long_name = text
+                    else:
+                        long_link = text
+                    continue
+                if global_pax or pending_pax or long_name is not None or long_link is not None:
+                    pax = {**global_pax, **pending_pax}
+                    pending_pax = {}
+                    member = _member(fields, pax, long_name, long_link)
+                    long_name = long_link = None
+                    if "size" in pax:
+                        # The header's size field was a placeholder; the pax value governs the data.
+                        self._start_member(0 if kind in _NO_DATA else member.size)
                 else:
-                    long_link = text
-                continue
-            pax = {**global_pax, **pending_pax}
-            pending_pax = {}
-            member = _member(info, pax, long_name, long_link)
-            long_name = long_link = None
-            if "size" in pax:
-                # The header's size field was a placeholder; the pax value governs the data.
-                self._start_member(member.size if info.type not in _NO_DATA else 0)
-            yield member
+                    member = Member(
+                        name, kind, fields[2], fields[3], fields[4], size, float(fields[6]),
+                        fields[7], fields[8], fields[9],
+                    )  # fmt: skip
+                yield member
+        finally:
+            src.close()
+
+    def views(self, limit: int = CHUNK, gather: int = 1) -> Iterator[memoryview]:
+        """The current member's content as views of the read buffer, stopping at a batch marker.
+
+        Each view stays valid after the next one is read (see :class:`Buffers`); nothing is
+        copied. ``gather``: wait for up to this many bytes before handing out a piece (fewer at
+        the end of the member or of a read buffer), so pieces are not as small as socket reads.
+        """
+        src = self._src
+        nonce = self._nonce
+        least = 1 if nonce is None else _NEEDLE_LEN
+        while self._left:
+            avail = src.end - src.pos
+            want = max(least, min(gather, self._left + self._pad + _KEEP, src.room()))
+            if avail < want:
+                avail = src.fill(want)
+                if not avail:
+                    self.truncated = self.eof = True
+                    self._left = self._pad = 0
+                    return
+            size = min(avail, self._left, limit)
+            if nonce is not None:
+                region = self._left + self._pad
+                hit = src.find(nonce, min(avail, region + _KEEP))
+                if 0 <= hit < self._left:
+                    if not hit:
+                        # The member was cut here: the bytes from the nonce on are the next batch.
+                        self.truncated = True
+                        self._left = self._pad = 0
+                        return
+                    size = min(hit, limit)
+                elif hit >= 0:
+                    self._pad = hit - self._left  # the content is whole; its padding was cut
+                elif avail < region + _KEEP and not src.exhausted:
+                    size = min(size, avail - _KEEP)  # keep a possible nonce start in view
+            self._left -= size
+            self.content_read += size
+            yield src.take(size)
+
+    def whole(self) -> memoryview | None:
+        """The current member's content and padding in one go, when they are already read in.
+
+        None when they are not (or a batch marker may be among them): then use :meth:`views`.
+        """
+        src = self._src
+        size, region = self._left, self._left + self._pad
+        if self._nonce is None:
+            if src.end - src.pos < region:
+                return None
+        elif src.end - src.pos < region + _KEEP or src.find(self._nonce, region + _KEEP) >= 0:
+            return None
+        view = src.take(size)
+        src.skip(self._pad)
+        self._left = self._pad = 0
+        self.content_read += size
+        return view
 
     def chunks(self, limit: int = CHUNK) -> Iterator[bytes]:
-        """The current member's content in pieces, stopping early at a batch marker."""
-        keep = _NONCE_LEN - 1 if self._nonce else 0
-        held = b""
-        while self._left:
-            data = self._src.read_some(min(limit, self._left))
-            if not data:
-                self.truncated = self.eof = True
-                self._left = self._pad = 0
-                break
-            self._left -= len(data)
-            if self._nonce is None:
-                self.content_read += len(data)
-                yield data
-                continue
-            data = held + data
-            hit = data.find(self._nonce)
-            if hit >= 0:
-                # The member was cut here: the bytes from the nonce on belong to the next batch.
-                self._src.unread(data[hit:])
-                self._left = self._pad = 0
-                self.truncated = True
-                data = data[:hit]
-                if data:
-                    self.content_read += len(data)
-                    yield data
-                return
-            # Hold back a tail that could be the start of a nonce split across two reads.
-            cut = max(len(data) - keep, 0) if self._left else len(data)
-            held, data = data[cut:], data[:cut]
-            if data:
-                self.content_read += len(data)
-                yield data
-        if held:
-            self.content_read += len(held)
-            yield held
-
-    def _is_marker(self, name: str) -> bool:
-        return self._nonce is not None and name.startswith(self._nonce.decode())
+        """The current member's content as bytes, stopping early at a batch marker."""
+        for view in self.views(limit):
+            yield bytes(view)
 
     def _start_member(self, size: int) -> None:
         self._left = size
@@ -240,37 +355,42 @@ class TarReader:
         self.content_read = 0
 
     def _finish_member(self) -> None:
-        for _ in self.chunks():
+        for _ in self.views():
             pass
-        if self._pad:
-            pad = self._src.read_exact(self._pad)
-            self._pad = 0
-            if self._nonce is not None and (hit := pad.find(self._nonce)) >= 0:
-                self._src.unread(pad[hit:])
+        if not self._pad:
+            return
+        src = self._src
+        avail = src.fill(self._pad + (_KEEP if self._nonce else 0))
+        skip = min(self._pad, avail)
+        if self._nonce is not None and (hit := src.find(self._nonce, min(avail, self._pad + _KEEP))) >= 0:
+            skip = min(skip, hit)
+        src.skip(skip)
+        self._pad = 0
 
     def _meta_content(self, size: int) -> bytes:
         if size > _MAX_META_HEADER:
             raise TarFormatError(f"a tar extended header of {size} bytes is not plausible")
-        data = b"".join(self.chunks())
+        data = b"".join(self.views())
         if self.truncated:
             raise TarFormatError("stream ends inside a tar extended header")
         return data
 
-    def _resync(self, block: bytes) -> None:
+    def _resync(self) -> None:
         """Skip damaged bytes up to the next batch marker of a framed stream."""
         assert self._nonce is not None
         self.resyncs += 1
-        data = block
+        src = self._src
+        src.rewind(BLOCK - 1)  # the marker may start inside the damaged block, but not at its start
         while True:
-            hit = data.find(self._nonce)
+            avail = src.fill(_NEEDLE_LEN)
+            hit = src.find(self._nonce, avail)
             if hit >= 0:
-                self._src.unread(data[hit:])
+                src.skip(hit)
                 return
-            tail = data[-(_NONCE_LEN - 1) :]
-            more = self._src.read_some(CHUNK)
-            if not more:
+            if avail < _NEEDLE_LEN:
+                src.skip(avail)
                 return
-            data = tail + more
+            src.skip(avail - _KEEP)
 
 
 _NO_DATA = {
@@ -281,6 +401,15 @@ _NO_DATA = {
     tarfile.DIRTYPE,
     tarfile.FIFOTYPE,
 }
+_PAX_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE}
+_LONG_TYPES = {tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
+
+
+def _fields(info: tarfile.TarInfo) -> Fields:
+    return (
+        info.name, info.type, info.mode, info.uid, info.gid, info.size, int(info.mtime),
+        info.linkname, info.devmajor, info.devminor,
+    )  # fmt: skip
 
 
 def _pax_int(pax: dict[str, str], key: str, default: int) -> int:
@@ -290,24 +419,23 @@ def _pax_int(pax: dict[str, str], key: str, default: int) -> int:
         return default
 
 
-def _member(
-    info: tarfile.TarInfo, pax: dict[str, str], long_name: str | None, long_link: str | None
-) -> Member:
+def _member(fields: Fields, pax: dict[str, str], long_name: str | None, long_link: str | None) -> Member:
+    name, kind, mode, uid, gid, size, mtime, linkname, devmajor, devminor = fields
     try:
-        mtime = float(pax["mtime"]) if "mtime" in pax else float(info.mtime)
+        when = float(pax["mtime"]) if "mtime" in pax else float(mtime)
     except ValueError:
-        mtime = float(info.mtime)
+        when = float(mtime)
     return Member(
-        name=pax.get("path", long_name if long_name is not None else info.name),
-        type=info.type,
-        mode=info.mode,
-        uid=_pax_int(pax, "uid", info.uid),
-        gid=_pax_int(pax, "gid", info.gid),
-        size=_pax_int(pax, "size", info.size),
-        mtime=mtime,
-        linkname=pax.get("linkpath", long_link if long_link is not None else info.linkname),
-        devmajor=info.devmajor,
-        devminor=info.devminor,
+        name=pax.get("path", long_name if long_name is not None else name),
+        type=kind,
+        mode=mode,
+        uid=_pax_int(pax, "uid", uid),
+        gid=_pax_int(pax, "gid", gid),
+        size=_pax_int(pax, "size", size),
+        mtime=when,
+        linkname=pax.get("linkpath", long_link if long_link is not None else linkname),
+        devmajor=devmajor,
+        devminor=devminor,
     )
 
 
@@ -326,7 +454,7 @@ class TarWriter:
         self._left = size
         self._pad = -size % BLOCK
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if len(data) > self._left:
             raise ValueError("more content than the header announced")
         self._out.write(data)
@@ -340,7 +468,7 @@ class TarWriter:
             self._out.write(bytes(n))
             self._left -= n
         if self._pad:
-            self._out.write(bytes(self._pad))
+            self._out.write(_ZERO_BLOCK[: self._pad])
         self._pad = 0
         return missing
 
@@ -353,3 +481,21 @@ class TarWriter:
     def close(self) -> None:
         """End of archive: two zero blocks."""
         self._out.write(bytes(2 * BLOCK))
+
+
+def header_block(
+    name: str, kind: bytes, mode: int, uid: int, gid: int, mtime: int, size: int = 0, linkname: str = ""
+) -> bytes:
+    """The header :meth:`TarWriter.begin` writes for these fields, without ``TarInfo``'s cost."""
+    block = build_block(name, kind, mode & 0o7777, uid, gid, size, mtime, linkname)
+    if block is not None:
+        return block
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, uid, gid, mtime
+    info.size, info.linkname = size, linkname
+    return info.tobuf(tarfile.PAX_FORMAT, _ENC, _ERRORS)
+
+
+def padding(size: int) -> bytes:
+    """The zero bytes that follow ``size`` content bytes up to the next block."""
+    return _ZERO_BLOCK[: -size % BLOCK]

@@ -92,12 +92,20 @@ def _explain(exc: Exception) -> str:
 
 
 class DockerStream:
-    """The hijacked attach socket; demultiplexes Docker's 8-byte frame headers when no TTY."""
+    """The hijacked attach socket; demultiplexes Docker's 8-byte frame headers when no TTY.
+
+    Without a TTY the engine frames every read it makes of the container's output (at most
+    32 KiB) as ``stream id, 3 zero bytes, big-endian size``. The frame being read is kept as
+    state, so a frame may span any number of socket reads; :meth:`recv` and
+    :meth:`readinto_stdout` share that state.
+    """
 
     def __init__(self, sock: Any, tty: bool) -> None:
         self._sock = sock
         self._tty = tty
-        self._buffer = bytearray()
+        self._head = bytearray()  # a frame header split across two reads
+        self._left = 0  # payload bytes of the current frame not read yet
+        self._channel = STDOUT
         sock.settimeout(None)
 
     def fileno(self) -> int:
@@ -119,19 +127,70 @@ class DockerStream:
             return []
         if self._tty:
             return [(STDOUT, data)]
-        self._buffer += data
         frames: list[tuple[int, bytes]] = []
-        view, offset = memoryview(self._buffer), 0
-        while len(view) - offset >= 8:
-            channel, size = struct.unpack_from(">BxxxL", view, offset)
-            if len(view) - offset < 8 + size:
-                break
-            frames.append((STDERR if channel == 2 else STDOUT, bytes(view[offset + 8 : offset + 8 + size])))
-            offset += 8 + size
-        view.release()
-        del self._buffer[:offset]
+        pos, size = 0, len(data)
+        while pos < size:
+            if self._left:
+                take = min(self._left, size - pos)
+                frames.append((self._channel, data[pos : pos + take]))
+                pos += take
+                self._left -= take
+            else:
+                pos = self._header(data, pos, size)
         # An empty list would read as end of stream; a partial frame is not the end.
         return frames or [(STDOUT, b"")]
+
+    def readinto_stdout(self, view: memoryview, on_stderr: Callable[[bytes], None]) -> int:
+        """Read into ``view`` and keep only stdout there, packed at its start; how many bytes.
+
+        The payload of stdout frames stays where the socket put it (moved down over the frame
+        headers at most), so bulk output is copied once from the kernel and never again;
+        stderr frames go to ``on_stderr``. 0 only at end of stream.
+        """
+        recv_into = getattr(self._sock, "recv_into", None)
+        while True:
+            try:
+                if recv_into is not None:
+                    size = recv_into(view)
+                else:  # a paramiko channel (ssh://) has only recv
+                    data = self._sock.recv(len(view))
+                    size = len(data)
+                    view[:size] = data
+            except (ConnectionResetError, BrokenPipeError):
+                size = 0
+            if not size or self._tty:
+                return int(size)
+            out = pos = 0
+            while pos < size:
+                if not self._left:
+                    pos = self._header(view, pos, size)
+                    continue
+                take = min(self._left, size - pos)
+                if self._channel == STDERR:
+                    on_stderr(bytes(view[pos : pos + take]))
+                else:
+                    if out != pos:
+                        view[out : out + take] = view[pos : pos + take]
+                    out += take
+                pos += take
+                self._left -= take
+            if out:
+                return out
+
+    def _header(self, data: bytes | memoryview, pos: int, size: int) -> int:
+        """Take the next frame header (or the part of it that is there) from ``data[pos:size]``."""
+        need = 8 - len(self._head)
+        if size - pos < need:
+            self._head += data[pos:size]
+            return size
+        if self._head:
+            self._head += data[pos : pos + need]
+            channel, self._left = struct.unpack_from(">BxxxL", self._head)
+            self._head.clear()
+        else:
+            channel, self._left = struct.unpack_from(">BxxxL", data, pos)
+        self._channel = STDERR if channel == 2 else STDOUT
+        return pos + need
 
     def close_write(self) -> None:
         with contextlib.suppress(OSError):
