@@ -60,11 +60,13 @@ def main() -> None:
             out.mkdir()
             subprocess.run(["distrodebug", "exec", "pod/web", "--", "true"], env=env, check=True)
             results = {
-                "distrodebug cp ./f pod:/tmp/": best(["distrodebug", "cp", str(data), "pod/web:/tmp/"], env),
+                "distrodebug cp ./f pod:/tmp/": best(
+                    ["distrodebug", "cp", str(data), "pod/web:/tmp/"], env),
                 "docker cp ./f c:/tmp/d.bin": best(["docker", "cp", str(data), f"{cid}:/tmp/d.bin"], env),
                 "distrodebug cp pod:/tmp/f ./": best(
                     ["distrodebug", "cp", "pod/web:/tmp/data.bin", str(out / "a.bin")], env),
-                "docker cp c:/tmp/d.bin ./": best(["docker", "cp", f"{cid}:/tmp/d.bin", str(out / "b.bin")], env),
+                "docker cp c:/tmp/d.bin ./": best(
+                    ["docker", "cp", f"{cid}:/tmp/d.bin", str(out / "b.bin")], env),
                 "distrodebug dump pod --path /tmp (.tar)": best(
                     ["distrodebug", "dump", "pod/web", "-o", str(out / "d.tar"), "--path", "/tmp/data.bin"],
                     env),
@@ -74,8 +76,9 @@ def main() -> None:
     size = args.mib * (1 << 20)
     for name, seconds in results.items():
         print(f"{name:42s} {seconds:6.2f} s  {size / seconds / 1e6:7.1f} MB/s")
-    print(f"cp into the pod: {results['docker cp ./f c:/tmp/d.bin'] / results['distrodebug cp ./f pod:/tmp/']:.2f}x "
-          f"docker cp's speed; out: {results['docker cp c:/tmp/d.bin ./'] / results['distrodebug cp pod:/tmp/f ./']:.2f}x")
+    into = results["docker cp ./f c:/tmp/d.bin"] / results["distrodebug cp ./f pod:/tmp/"]
+    out_of = results["docker cp c:/tmp/d.bin ./"] / results["distrodebug cp pod:/tmp/f ./"]
+    print(f"cp into the pod: {into:.2f}x docker cp's speed; out of it: {out_of:.2f}x")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import socket
-import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -33,11 +31,14 @@ from ..errors import (
 )
 from ..profiles import Privileges
 from ..target import Target
-from .base import STDERR, STDOUT, ImageInfo, Mode, SidecarSpec, TargetInfo
+from .base import ImageInfo, Mode, SidecarSpec, TargetInfo
+from .dockerspec import container_kwargs, info_from_inspect, path_of
+from .dockerstream import DockerStream, _ChunkReader
+
+__all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect", "translate"]
 
 #: The oldest API with everything we use; pinning it saves a version round trip per command.
 API_VERSION = "1.41"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _endpoint_from_env() -> tuple[str, Any]:
@@ -91,118 +92,6 @@ def _explain(exc: Exception) -> str:
     return str(explanation or exc).strip().rstrip(".")
 
 
-class DockerStream:
-    """The hijacked attach socket; demultiplexes Docker's 8-byte frame headers when no TTY.
-
-    Without a TTY the engine frames every read it makes of the container's output (at most
-    32 KiB) as ``stream id, 3 zero bytes, big-endian size``. The frame being read is kept as
-    state, so a frame may span any number of socket reads; :meth:`recv` and
-    :meth:`readinto_stdout` share that state.
-    """
-
-    def __init__(self, sock: Any, tty: bool) -> None:
-        self._sock = sock
-        self._tty = tty
-        self._head = bytearray()  # a frame header split across two reads
-        self._left = 0  # payload bytes of the current frame not read yet
-        self._channel = STDOUT
-        sock.settimeout(None)
-
-    def fileno(self) -> int:
-        return int(self._sock.fileno())
-
-    def send(self, data: bytes) -> None:
-        self._sock.sendall(data)
-
-    def pending(self) -> bool:
-        # An SSL socket may hold decrypted bytes that select() cannot see.
-        return bool(getattr(self._sock, "pending", lambda: 0)())
-
-    def recv(self) -> list[tuple[int, bytes]]:
-        try:
-            data = self._sock.recv(1 << 18)
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
-        if not data:
-            return []
-        if self._tty:
-            return [(STDOUT, data)]
-        frames: list[tuple[int, bytes]] = []
-        pos, size = 0, len(data)
-        while pos < size:
-            if self._left:
-                take = min(self._left, size - pos)
-                frames.append((self._channel, data[pos : pos + take]))
-                pos += take
-                self._left -= take
-            else:
-                pos = self._header(data, pos, size)
-        # An empty list would read as end of stream; a partial frame is not the end.
-        return frames or [(STDOUT, b"")]
-
-    def readinto_stdout(self, view: memoryview, on_stderr: Callable[[bytes], None]) -> int:
-        """Read into ``view`` and keep only stdout there, packed at its start; how many bytes.
-
-        The payload of stdout frames stays where the socket put it (moved down over the frame
-        headers at most), so bulk output is copied once from the kernel and never again;
-        stderr frames go to ``on_stderr``. 0 only at end of stream.
-        """
-        recv_into = getattr(self._sock, "recv_into", None)
-        while True:
-            try:
-                if recv_into is not None:
-                    size = recv_into(view)
-                else:  # a paramiko channel (ssh://) has only recv
-                    data = self._sock.recv(len(view))
-                    size = len(data)
-                    view[:size] = data
-            except (ConnectionResetError, BrokenPipeError):
-                size = 0
-            if not size or self._tty:
-                return int(size)
-            out = pos = 0
-            while pos < size:
-                if not self._left:
-                    pos = self._header(view, pos, size)
-                    continue
-                take = min(self._left, size - pos)
-                if self._channel == STDERR:
-                    on_stderr(bytes(view[pos : pos + take]))
-                else:
-                    if out != pos:
-                        view[out : out + take] = view[pos : pos + take]
-                    out += take
-                pos += take
-                self._left -= take
-            if out:
-                return out
-
-    def _header(self, data: bytes | memoryview, pos: int, size: int) -> int:
-        """Take the next frame header (or the part of it that is there) from ``data[pos:size]``."""
-        need = 8 - len(self._head)
-        if size - pos < need:
-            self._head += data[pos:size]
-            return size
-        if self._head:
-            self._head += data[pos : pos + need]
-            channel, self._left = struct.unpack_from(">BxxxL", self._head)
-            self._head.clear()
-        else:
-            channel, self._left = struct.unpack_from(">BxxxL", data, pos)
-        self._channel = STDERR if channel == 2 else STDOUT
-        return pos + need
-
-    def close_write(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-
 class DockerSidecar:
     """A started sidecar container and whatever else was created for it."""
 
@@ -233,40 +122,6 @@ class DockerSidecar:
         if self.stream is not None:
             self.stream.close()
         self._runtime.remove_objects([("container", self.id), *self.extras])
-
-
-def container_kwargs(spec: SidecarSpec, name: str, base_image: str | None = None) -> dict[str, Any]:
-    """The create_container arguments for a sidecar; pure."""
-    host: dict[str, Any] = {
-        "log_config": {"Type": "none", "Config": {}},
-        "cap_add": list(spec.cap_add) or None,
-        "privileged": spec.privileged,
-    }
-    if spec.mode == "join":
-        joined = f"container:{spec.target_id}"
-        host.update(pid_mode=joined, network_mode=joined)
-        if spec.join_ipc:
-            host["ipc_mode"] = joined
-    else:
-        # A throwaway copy of a stopped target or an image: no network, its volumes read-only.
-        host["network_mode"] = "none"
-        host["binds"] = {f"{name}-tools": {"bind": spec.tools_mount, "mode": "ro"}}
-        if spec.mode == "snapshot":
-            host["volumes_from"] = [f"{spec.target_id}:ro"]
-    return {
-        "image": base_image or spec.image,
-        "name": name,
-        "entrypoint": list(spec.argv[:1]),
-        "command": list(spec.argv[1:]),
-        "environment": dict(spec.env),
-        "user": spec.user or "",
-        "labels": dict(spec.labels),
-        "tty": spec.tty,
-        # Not detached: Docker then attaches stdout/stderr, and stdin (once) when it is open.
-        "detach": False,
-        "stdin_open": spec.stdin,
-        "host_config": host,
-    }
 
 
 class DockerRuntime:
@@ -332,7 +187,7 @@ class DockerRuntime:
             status="image",
             user=config.get("User") or "",
             workdir=config.get("WorkingDir") or "/",
-            path=_path_of(config.get("Env")),
+            path=path_of(config.get("Env")),
             entrypoint=tuple(config.get("Entrypoint") or ()),
             cmd=tuple(config.get("Cmd") or ()),
             labels=config.get("Labels") or {},
@@ -601,82 +456,3 @@ class DockerRuntime:
                 return True
             time.sleep(0.05)
         return False
-
-
-class _ChunkReader(io.RawIOBase):
-    """An iterator of byte chunks as a readable file."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def _path_of(env: list[str] | None) -> str:
-    for item in env or ():
-        if item.startswith("PATH="):
-            return item[5:]
-    return DEFAULT_PATH
-
-
-#: A container restarted by the engine and up for less than this is taken to be crash-looping.
-CRASH_LOOP_UPTIME = 10.0
-
-
-def _uptime(started_at: str, now: float) -> float | None:
-    from datetime import datetime
-
-    try:
-        started = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00")
-    except ValueError:
-        return None
-    return now - started.timestamp()
-
-
-def info_from_inspect(data: Mapping[str, Any], now: float | None = None) -> TargetInfo:
-    """TargetInfo from 'docker inspect' data; pure but for the clock."""
-    config = data.get("Config") or {}
-    host = data.get("HostConfig") or {}
-    state = data.get("State") or {}
-    status = str(state.get("Status") or "unknown")
-    if state.get("Restarting"):
-        status = "restarting"
-    elif status == "running" and int(data.get("RestartCount") or 0) > 0:
-        # Between two crashes a crash-looping container looks running for a moment; joining it
-        # then would end with it. Debug its last filesystem instead.
-        up = _uptime(str(state.get("StartedAt") or ""), time.time() if now is None else now)
-        if up is not None and up < CRASH_LOOP_UPTIME:
-            status = "restarting"
-    pid = 1
-    if host.get("PidMode") == "host":
-        pid = int(state.get("Pid") or 1)
-    return TargetInfo(
-        id=str(data["Id"]),
-        name=str(data.get("Name", "")).lstrip("/") or str(data["Id"])[:12],
-        image=str(config.get("Image") or ""),
-        image_id=str(data.get("Image") or ""),
-        status=status,
-        user=str(config.get("User") or ""),
-        read_only=bool(host.get("ReadonlyRootfs")),
-        ipc_shareable=host.get("IpcMode") == "shareable",
-        pid=pid,
-        workdir=str(config.get("WorkingDir") or "/"),
-        path=_path_of(config.get("Env")),
-        entrypoint=tuple(config.get("Entrypoint") or ()),
-        cmd=tuple(config.get("Cmd") or ()),
-        labels=dict(config.get("Labels") or {}),
-        raw=data,
-    )

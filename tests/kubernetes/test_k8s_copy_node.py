@@ -9,7 +9,6 @@ from typing import Any
 
 import pexpect
 import pytest
-
 from test_k8s_sessions import PROMPT, run_dd
 
 pytestmark = [pytest.mark.engine]

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import zstandard
-
 from test_k8s_sessions import run_dd
 
 pytestmark = [pytest.mark.engine]

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from test_k8s_sessions import app_pod, run_dd  # noqa: F401  (app_pod is a fixture)
 
 pytestmark = [pytest.mark.engine]

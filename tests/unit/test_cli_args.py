@@ -9,7 +9,8 @@ from distrodebug.cli import _split_exec_command
     ("args", "expected"),
     [
         (["exec", "web", "sh", "-c", "x"], ["exec", "web", "--", "sh", "-c", "x"]),
-        (["exec", "-n", "prod", "pod/api", "ls", "-la"], ["exec", "-n", "prod", "pod/api", "--", "ls", "-la"]),
+        (["exec", "-n", "prod", "pod/api", "ls", "-la"],
+         ["exec", "-n", "prod", "pod/api", "--", "ls", "-la"]),
         (["exec", "--privileged", "web", "id"], ["exec", "--privileged", "web", "--", "id"]),
         (["exec", "--image=x", "web", "id"], ["exec", "--image=x", "web", "--", "id"]),
         (["exec", "pod/api", "-c", "app", "--", "ls"], ["exec", "pod/api", "-c", "app", "--", "ls"]),

@@ -1,0 +1,102 @@
+"""What we send to and read from the Docker engine, as plain data: pure functions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .base import SidecarSpec, TargetInfo
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def container_kwargs(spec: SidecarSpec, name: str, base_image: str | None = None) -> dict[str, Any]:
+    """The create_container arguments for a sidecar; pure."""
+    host: dict[str, Any] = {
+        "log_config": {"Type": "none", "Config": {}},
+        "cap_add": list(spec.cap_add) or None,
+        "privileged": spec.privileged,
+    }
+    if spec.mode == "join":
+        joined = f"container:{spec.target_id}"
+        host.update(pid_mode=joined, network_mode=joined)
+        if spec.join_ipc:
+            host["ipc_mode"] = joined
+    else:
+        # A throwaway copy of a stopped target or an image: no network, its volumes read-only.
+        host["network_mode"] = "none"
+        host["binds"] = {f"{name}-tools": {"bind": spec.tools_mount, "mode": "ro"}}
+        if spec.mode == "snapshot":
+            host["volumes_from"] = [f"{spec.target_id}:ro"]
+    return {
+        "image": base_image or spec.image,
+        "name": name,
+        "entrypoint": list(spec.argv[:1]),
+        "command": list(spec.argv[1:]),
+        "environment": dict(spec.env),
+        "user": spec.user or "",
+        "labels": dict(spec.labels),
+        "tty": spec.tty,
+        # Not detached: Docker then attaches stdout/stderr, and stdin (once) when it is open.
+        "detach": False,
+        "stdin_open": spec.stdin,
+        "host_config": host,
+    }
+
+
+def path_of(env: list[str] | None) -> str:
+    for item in env or ():
+        if item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH
+
+
+#: A container restarted by the engine and up for less than this is taken to be crash-looping.
+CRASH_LOOP_UPTIME = 10.0
+
+
+def _uptime(started_at: str, now: float) -> float | None:
+    from datetime import datetime
+
+    try:
+        started = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    return now - started.timestamp()
+
+
+def info_from_inspect(data: Mapping[str, Any], now: float | None = None) -> TargetInfo:
+    """TargetInfo from 'docker inspect' data; pure but for the clock."""
+    config = data.get("Config") or {}
+    host = data.get("HostConfig") or {}
+    state = data.get("State") or {}
+    status = str(state.get("Status") or "unknown")
+    if state.get("Restarting"):
+        status = "restarting"
+    elif status == "running" and int(data.get("RestartCount") or 0) > 0:
+        # Between two crashes a crash-looping container looks running for a moment; joining it
+        # then would end with it. Debug its last filesystem instead.
+        up = _uptime(str(state.get("StartedAt") or ""), time.time() if now is None else now)
+        if up is not None and up < CRASH_LOOP_UPTIME:
+            status = "restarting"
+    pid = 1
+    if host.get("PidMode") == "host":
+        pid = int(state.get("Pid") or 1)
+    return TargetInfo(
+        id=str(data["Id"]),
+        name=str(data.get("Name", "")).lstrip("/") or str(data["Id"])[:12],
+        image=str(config.get("Image") or ""),
+        image_id=str(data.get("Image") or ""),
+        status=status,
+        user=str(config.get("User") or ""),
+        read_only=bool(host.get("ReadonlyRootfs")),
+        ipc_shareable=host.get("IpcMode") == "shareable",
+        pid=pid,
+        workdir=str(config.get("WorkingDir") or "/"),
+        path=path_of(config.get("Env")),
+        entrypoint=tuple(config.get("Entrypoint") or ()),
+        cmd=tuple(config.get("Cmd") or ()),
+        labels=dict(config.get("Labels") or {}),
+        raw=data,
+    )
