@@ -11,6 +11,7 @@ guarantee: free text can hide secrets in shapes no pattern knows.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,7 @@ _ASSIGN_RE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True when a variable, label, key or flag name looks like it holds a secret."""
     words = [w.lower() for w in _SPLIT_RE.split(name.strip().lstrip("-")) if w]
@@ -62,6 +64,8 @@ def is_secret_name(name: str) -> bool:
 
 def redact_text(text: str) -> tuple[str, int]:
     """Redact PEM private keys, URL passwords and ``NAME=value`` secrets in free text."""
+    if "=" not in text and ":" not in text and "-----BEGIN" not in text:
+        return text, 0  # nothing any pattern below could match: most paths and names
     count = 0
 
     def pem(match: re.Match[str]) -> str:
