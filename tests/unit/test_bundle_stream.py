@@ -257,7 +257,11 @@ def tiny_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
         "_READ_BUFFER": 1 << 17, "_READ_BUFFERS": 2, "_OFFLOAD": 20_000, "_PIECE": 50_000,
         "_STAGE": 8192, "_IN_FLIGHT": 2, "_WRITEBACK": 100_000, "_MANIFEST_BATCH": 3,
     }.items():  # fmt: skip
-        monkeypatch.setattr(dump_module, name, value)
+        import distrodebug.dumpout as dumpout_module
+
+        for module in (dump_module, dumpout_module):  # the worker lives in dumpout
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, value)
 
 
 @pytest.mark.parametrize("name", ["b.tar", "b.tar.zst", "b.tar.gz"])
