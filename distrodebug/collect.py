@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import dumpscript, procinfo, profiles, session, sidecar
+from . import capture, dumpscript, procinfo, profiles, session, sidecar
 from .dump import DumpInfo, DumpResult, write_bundle
 from .dumpopts import DumpOptions, SkippedEntry
 from .errors import BundleError
@@ -124,7 +124,7 @@ def dump(
         target=target, command=_in_sidecar(info.pid, procinfo.COLLECT_SCRIPT), stdin=False,
         outside_target=True,
     )
-    text, _, _, _ = session.capture(request, runtime, settings, ui, collect)
+    text, _, _, _ = capture.capture(request, runtime, settings, ui, collect)
     found = procinfo.parse_collect(text.decode("utf-8", "replace"))
     meta.update({"processes.json": found.processes, "sockets.json": found.sockets,
                  "mounts.json": found.mounts})
@@ -137,7 +137,7 @@ def dump(
         return write_bundle(out, stream, dump_info, options, progress)
 
     request = dataclasses.replace(request, command=_in_sidecar(info.pid, script))
-    result, code, _, _ = session.capture(request, runtime, settings, ui, write, on_stderr=skips)
+    result, code, _, _ = capture.capture(request, runtime, settings, ui, write, on_stderr=skips)
     if code != 0:
         result.warnings.append(f"the dump script in the sidecar exited with status {code}")
     result.warnings.extend(skips.diagnostics[:20])

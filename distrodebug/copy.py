@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import session
+from . import capture, session
 from .errors import DistrodebugError, UsageError
 from .settings import Settings
 from .target import Target, parse_target
@@ -188,7 +188,7 @@ def copy_from(src: Endpoint, dest: Path, runtime: Any, settings: Settings, ui: s
         return _extract(stream, src.path, dest)
     errors = _Errors()
     request = _in_sidecar(_request(src.target, _FROM_SCRIPT, [src.path], False), info.pid)
-    count, code, _, _ = session.capture(
+    count, code, _, _ = capture.capture(
         request, runtime, settings, ui, lambda out, _plan: _extract(out, src.path, dest), errors)
     _raise_for(errors, code, src.target, src.path)
     if count == 0:
@@ -259,7 +259,7 @@ def copy_to(local: Path, dest: Endpoint, runtime: Any, settings: Settings, ui: s
     request = _in_sidecar(_request(dest.target, _TO_SCRIPT, [dest.path, local.name, user, gid], True),
                           info.pid)
     feed = _tar_of(local)
-    _, code, _, _ = session.capture(request, runtime, settings, ui, _drain, errors, stdin_from=feed)
+    _, code, _, _ = capture.capture(request, runtime, settings, ui, _drain, errors, stdin_from=feed)
     _raise_for(errors, code, dest.target, dest.path)
 
 
@@ -284,7 +284,7 @@ def _numeric_user(info: Any, runtime: Any, settings: Settings, ui: session.UI,
         return b""
 
     request = _in_sidecar(_request(target, _FROM_SCRIPT, ["/etc/passwd"], False), info.pid)
-    text, _, _, _ = session.capture(request, runtime, settings, ui, read, _Errors())
+    text, _, _, _ = capture.capture(request, runtime, settings, ui, read, _Errors())
     for line in text.decode("utf-8", "replace").splitlines():
         fields = line.split(":")
         if len(fields) > 3 and fields[0] == name:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import secrets
 import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from . import sidecar, terminal
 from .errors import (
@@ -29,7 +27,7 @@ from .errors import (
     UsageError,
 )
 from .profiles import Privileges
-from .runtimes.base import STDERR, Mode, Runtime, Sidecar, SidecarSpec, Stream, TargetInfo
+from .runtimes.base import Mode, Runtime, Sidecar, SidecarSpec, TargetInfo
 from .settings import LABEL_REAPER, Settings
 from .target import Target
 
@@ -282,107 +280,6 @@ def run(
     if chosen.mode != "join" and interactive:
         result.notes.append("the throwaway copy and everything changed in it were removed")
     return result
-
-
-class SidecarOutput(io.RawIOBase):
-    """The sidecar's stdout as a readable binary file; its stderr is kept aside.
-
-    With a stream that can demultiplex into a caller's buffer (Docker's attach socket), stdout
-    goes from the socket straight into the buffer given to :meth:`readinto`: one copy in all.
-    """
-
-    def __init__(self, stream: Stream, on_stderr: Callable[[bytes], None] | None = None) -> None:
-        self._stream = stream
-        self._pending = bytearray()
-        self.stderr = bytearray()
-        self._on_stderr = on_stderr
-        self._ended = False
-        self._direct: Callable[[memoryview, Callable[[bytes], None]], int] | None = getattr(
-            stream, "readinto_stdout", None
-        )
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
-        if self._direct is not None and not self._pending:
-            if self._ended or not len(view):
-                return 0
-            size = self._direct(view, self._stderr)
-            self._ended = not size
-            return size
-        while not self._pending and not self._ended:
-            frames = self._stream.recv()
-            if not frames:
-                self._ended = True
-            for channel, data in frames:
-                if channel == STDERR:
-                    self._stderr(data)
-                else:
-                    self._pending += data
-        size = min(len(view), len(self._pending))
-        with memoryview(self._pending) as pending:
-            view[:size] = pending[:size]
-        del self._pending[:size]
-        return size
-
-    def _stderr(self, data: bytes) -> None:
-        self.stderr += data
-        if self._on_stderr and data:
-            self._on_stderr(data)
-
-
-def _feed(stream: Stream, source: BinaryIO) -> threading.Thread:
-    """Copy ``source`` into the sidecar's stdin from a thread, then close stdin."""
-
-    def run() -> None:
-        try:
-            while chunk := source.read(1 << 16):
-                stream.send(chunk)
-        except OSError:
-            pass  # the command ended early; its status says why
-        finally:
-            stream.close_write()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-def capture(
-    request: SessionRequest,
-    runtime: Runtime,
-    settings: Settings,
-    ui: UI,
-    consume: Callable[[BinaryIO, Plan], T],
-    on_stderr: Callable[[bytes], None] | None = None,
-    stdin_from: BinaryIO | None = None,
-) -> tuple[T, int, bytes, Plan]:
-    """Run a command in the sidecar and hand its stdout, as a file, to ``consume``.
-
-    Returns what ``consume`` returned, the command's exit status, its stderr and the plan.
-    """
-    first = plan(request, runtime, settings, ui, Terminal())
-    with _started_replanning(runtime, first, lambda: plan(request, runtime, settings, ui, Terminal())) as (
-        started,
-        chosen,
-    ):
-        assert started.stream is not None
-        feeder = _feed(started.stream, stdin_from) if stdin_from is not None else None
-        output = SidecarOutput(started.stream, on_stderr)
-        # Small: a large read (the dump's) then goes straight through to the socket.
-        reader = io.BufferedReader(output, buffer_size=64 << 10)
-        value = consume(reader, chosen)
-        while reader.read(1 << 20):  # drain, so the command can finish writing
-            pass
-        if feeder is not None:
-            feeder.join()
-        code = started.wait()
-    _check_target_survived(runtime, chosen, code)
-    return value, code, bytes(output.stderr), chosen
 
 
 def _interactive(started: Sidecar, term: Terminal) -> None:

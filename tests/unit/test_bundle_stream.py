@@ -17,12 +17,12 @@ import pytest
 
 from distrodebug import dump as dump_module
 from distrodebug.bundle import verify_bundle
+from distrodebug.capture import SidecarOutput
 from distrodebug.dump import DumpInfo, write_bundle
 from distrodebug.dumpopts import DumpOptions
 from distrodebug.errors import BundleError
 from distrodebug.runtimes.base import STDERR, STDOUT
 from distrodebug.runtimes.docker import DockerStream
-from distrodebug.session import SidecarOutput
 from distrodebug.tarheader import build_block, parse_block
 from distrodebug.tarstream import MARK_SUFFIX_BATCH, TarReader
 from tests.unit.test_bundle import entries, framed, read_manifest, tar_bytes
