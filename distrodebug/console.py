@@ -6,7 +6,6 @@ rich is imported lazily so that `exec` and `--help` do not pay for it unless the
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -59,11 +58,6 @@ def heading(text: str) -> None:
     from rich.console import Console
 
     Console(highlight=False).print(f"\n[bold cyan]== {text}[/]")
-
-
-def write_out(data: bytes) -> None:
-    sys.stdout.flush()
-    os.write(sys.stdout.fileno(), data)
 
 
 @contextmanager

@@ -228,14 +228,14 @@ def _extract(stream: BinaryIO, remote: str, dest: Path) -> int:
     return count
 
 
-def _tar_of(local: Path) -> BinaryIO:
-    """A pipe that yields a tar of ``local`` while a thread writes it."""
+def _tar_of(local: Path, arcname: str | None = None) -> BinaryIO:
+    """A pipe that yields a tar of ``local`` (named ``arcname``) while a thread writes it."""
     read_fd, write_fd = os.pipe()
 
     def write() -> None:
         with os.fdopen(write_fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|",
                                                               format=tarfile.PAX_FORMAT) as tar:
-            tar.add(str(local), arcname=local.name)
+            tar.add(str(local), arcname=arcname or local.name)
 
     threading.Thread(target=write, daemon=True).start()
     return os.fdopen(read_fd, "rb")
@@ -248,8 +248,13 @@ def copy_to(local: Path, dest: Endpoint, runtime: Any, settings: Settings, ui: s
     if not local.exists() and not local.is_symlink():
         raise UsageError(f"'{local}' does not exist.", "")
     info = runtime.inspect(dest.target)
-    if info.status != "running" and hasattr(runtime, "put_path"):
-        runtime.put_path(info, dest.path, local)
+    if info.status != "running" and hasattr(runtime, "put_archive"):
+        # A stopped Docker container: the engine's archive API, docker-cp style naming.
+        parent, _, name = dest.path.rstrip("/").rpartition("/")
+        if runtime.is_dir(info, dest.path):
+            runtime.put_archive(info, dest.path, _tar_of(local))
+        else:
+            runtime.put_archive(info, parent or "/", _tar_of(local, name))
         return
     user = (uid if uid is not None else info.user.split(":", 1)[0]) or "0"
     gid = info.user.split(":", 1)[1] if ":" in info.user else user

@@ -98,9 +98,3 @@ class Interrupted(DistrodebugError):
 
 class BundleError(DistrodebugError):
     """A dump bundle could not be written, read, verified or extracted."""
-
-
-class CheckFailed(DistrodebugError):
-    """A check (verify, doctor) ran to the end and found a problem."""
-
-    exit_code = ExitCode.CHECK_FAILED

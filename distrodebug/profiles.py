@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import TargetNotDebuggable
+from .runtimes.base import is_root_user
 
 if TYPE_CHECKING:
     from .runtimes.base import Mode, TargetInfo
@@ -39,7 +40,7 @@ class Privileges:
             return f"profile {self.profile}, {who}{caps}{' privileged' if self.privileged else ''}"
         if self.privileged:
             return "privileged"
-        who = "root" if self.user in ("0", "root", "0:0") else f"user {self.user}"
+        who = "root" if is_root_user(self.user) else f"user {self.user}"
         caps = "".join(f" +{cap}" for cap in self.cap_add)
         return f"{who}{caps}"
 
@@ -72,10 +73,6 @@ def _normal_caps(caps: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _is_root(user: str) -> bool:
-    return user.split(":", 1)[0] in ("0", "root")
-
-
 def choose_docker(
     info: TargetInfo,
     *,
@@ -88,7 +85,7 @@ def choose_docker(
     if privileged:
         return Privileges("0", extra, True, "chroot", "--privileged was asked for")
     if user is not None:
-        view: View = "chroot" if _is_root(user) else "proc"
+        view: View = "chroot" if is_root_user(user) else "proc"
         why = f"--user {user} was asked for"
         if view == "proc":
             why += "; a non-root sidecar cannot chroot, so the target's root is under /proc"

@@ -82,7 +82,6 @@ class SessionResult:
     info: TargetInfo
     mode: Mode
     privileges: Privileges
-    sidecar_name: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -261,7 +260,6 @@ def run(
         started,
         chosen,
     ):
-        result.sidecar_name = started.name
         if interactive:
             ui.notice(banner(chosen.info, chosen.mode, chosen.privileges, chosen.image))
             _interactive(started, term)

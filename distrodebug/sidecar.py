@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from . import settings
 from .profiles import Privileges
-from .runtimes.base import Mode, SidecarSpec, TargetInfo
+from .runtimes.base import Mode, SidecarSpec, TargetInfo, is_root_user
 
 SHELL = "/bin/sh"
 
@@ -132,7 +132,7 @@ def build_spec(
         "DD_WORKDIR": info.workdir or "/",
         "DD_TOOLS": tools_mount,
         "PS1": prompt(info.name),
-        "HOME": "/root" if privileges.user in ("0", "root") else "/tmp",
+        "HOME": "/root" if is_root_user(privileges.user) else "/tmp",
     }
     if term:
         env["TERM"] = term

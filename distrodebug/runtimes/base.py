@@ -16,6 +16,11 @@ Mode = Literal["join", "snapshot", "image", "node"]
 STDOUT, STDERR = 1, 2
 
 
+def is_root_user(user: str) -> bool:
+    """True for 0, root, 0:0, root:root and the like."""
+    return user.split(":", 1)[0] in ("0", "root")
+
+
 @dataclass(frozen=True)
 class TargetInfo:
     """What the runtime found out about the target; enough to plan the sidecar."""
@@ -51,8 +56,7 @@ class TargetInfo:
     @property
     def runs_as_root(self) -> bool:
         """True when the configured user is root (empty, 0, root, with any group)."""
-        name = self.user.split(":", 1)[0]
-        return name in ("", "0", "root")
+        return self.user == "" or is_root_user(self.user)
 
 
 @dataclass(frozen=True)

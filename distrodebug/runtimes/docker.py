@@ -11,7 +11,7 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
@@ -134,12 +134,11 @@ class DockerRuntime:
             kwargs: dict[str, Any] = {"base_url": base_url, "version": API_VERSION, "timeout": 60}
             if tls is not None:
                 kwargs["tls"] = tls
-            elif os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
-                return self._init_from_env()
-            self.api = docker.APIClient(**kwargs)
-
-    def _init_from_env(self) -> None:
-        self.api = docker.from_env(version=API_VERSION).api
+            if tls is None and (os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH")):
+                # DOCKER_HOST with TLS material: let the SDK read the certificates as the CLI does.
+                self.api = docker.from_env(version=API_VERSION).api
+            else:
+                self.api = docker.APIClient(**kwargs)
 
     # -- targets -------------------------------------------------------------------------------
     def inspect(self, target: Target) -> TargetInfo:
@@ -416,33 +415,19 @@ class DockerRuntime:
                 raise NoSuchTarget(f"'{path}' does not exist in {info.name}.", "") from None
         return io.BufferedReader(_ChunkReader(stream), buffer_size=1 << 20)
 
-    def put_path(self, info: TargetInfo, dest: str, local: Any) -> None:
-        """Write a local path into a stopped container, docker-cp style."""
-        import tarfile
-
-        parent, _, name = dest.rstrip("/").rpartition("/")
-        into, arcname = (dest, local.name) if self._is_dir(info.id, dest) else (parent or "/", name)
-        read_fd, write_fd = os.pipe()
-
-        def write() -> None:
-            with os.fdopen(write_fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
-                tar.add(str(local), arcname=arcname)
-
-        import threading
-
-        threading.Thread(target=write, daemon=True).start()
-        with translate(self.endpoint, f"writing '{dest}' into '{info.name}'"), os.fdopen(
-            read_fd, "rb"
-        ) as source:
+    def put_archive(self, info: TargetInfo, into: str, source: BinaryIO) -> None:
+        """Unpack a tar stream into a directory of a stopped container (the archive API)."""
+        with translate(self.endpoint, f"writing into '{into}' of '{info.name}'"):
             try:
                 self.api.put_archive(info.id, into, source)
             except docker.errors.NotFound:
                 raise NoSuchTarget(f"The directory '{into}' does not exist in {info.name}.",
                                    "Create it first, or copy into an existing directory.") from None
 
-    def _is_dir(self, container_id: str, path: str) -> bool:
+    def is_dir(self, info: TargetInfo, path: str) -> bool:
+        """True when ``path`` is a directory in a (stopped) container."""
         try:
-            _, stat = self.api.get_archive(container_id, path, chunk_size=1)
+            _, stat = self.api.get_archive(info.id, path, chunk_size=1)
         except docker.errors.NotFound:
             return False
         return bool(int(stat.get("mode", 0)) & (1 << 31))  # Go's os.ModeDir

@@ -34,7 +34,8 @@ from ..kubespec import (
 )
 from ..profiles import Privileges
 from ..target import Target
-from .base import ImageInfo, Mode, SidecarSpec, TargetInfo
+from . import kubedebug
+from .base import ImageInfo, Mode, SidecarSpec, TargetInfo, is_root_user
 from .kubedebug import KubeSidecar
 
 __all__ = ["NAME_ALPHABET", "KubernetesRuntime", "debugger_name", "ephemeral_container"]
@@ -247,7 +248,7 @@ class KubernetesRuntime:
             caps["add"] = list(dict.fromkeys([*caps.get("add", []), *cap_add]))
         if privileged:
             ctx["privileged"] = True
-        view = choice.view if user is None else ("chroot" if user.split(":")[0] == "0" else "proc")
+        view = choice.view if user is None else ("chroot" if is_root_user(user) else "proc")
         if not self.copy:
             mode = "join"
         return mode, Privileges(
@@ -315,6 +316,4 @@ class KubernetesRuntime:
     # -- the debugger ---------------------------------------------------------------------------
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
         """An ephemeral debugger (join), a copy of the pod (snapshot) or a node pod (node)."""
-        from . import kubedebug
-
         return kubedebug.start(self, spec, info)
