@@ -11,8 +11,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
 
-from .runtimes.base import STDERR, Runtime, Stream
-from .session import (
+from distrodebug.model import STDERR
+from distrodebug.runtimes.base import Runtime, Stream
+from distrodebug.session import (
     UI,
     Plan,
     SessionRequest,
@@ -21,7 +22,7 @@ from .session import (
     _started_replanning,
     plan,
 )
-from .settings import Settings
+from distrodebug.settings import Settings
 
 T = TypeVar("T")
 

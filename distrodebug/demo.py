@@ -11,12 +11,13 @@ import contextlib
 import shlex
 import time
 
-from . import images, session
-from .errors import DistrodebugError
-from .runtimes.docker import DockerRuntime
-from .settings import DEFAULT_IMAGE, Settings
-from .sidecar import session_labels
-from .target import Target
+from distrodebug import session
+from distrodebug import toolbox as images
+from distrodebug.errors import DistrodebugError
+from distrodebug.runtimes.docker.runtime import DockerRuntime
+from distrodebug.settings import DEFAULT_IMAGE, Settings
+from distrodebug.sidecar import session_labels
+from distrodebug.target import Target
 
 #: (what the step shows, the command run in the target's root view)
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -53,7 +54,7 @@ def ensure_images(runtime: DockerRuntime, settings: Settings, ui: session.UI) ->
 
 def run(settings: Settings, ui: session.UI, *, interactive: bool = False, keep: bool = False) -> int:
     """Run the demo; return the exit status for the CLI."""
-    from . import console
+    from distrodebug.cli import console
 
     runtime = DockerRuntime()
     ensure_images(runtime, settings, ui)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import kubeprofiles
-from .errors import DistrodebugError
-from .settings import Settings
-from .target import Target
+from distrodebug.errors import DistrodebugError
+from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
+from distrodebug.settings import Settings
+from distrodebug.target import Target
 
 
 @dataclass

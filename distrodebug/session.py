@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from . import sidecar, terminal
-from .errors import (
+from distrodebug import sidecar, terminal
+from distrodebug.errors import (
     Interrupted,
     SidecarFailed,
     TargetChanged,
     TargetNotDebuggable,
     UsageError,
 )
-from .profiles import Privileges
-from .runtimes.base import Mode, Runtime, Sidecar, SidecarSpec, TargetInfo
-from .settings import LABEL_REAPER, Settings
-from .target import Target
+from distrodebug.model import Mode, Privileges, SidecarSpec, TargetInfo
+from distrodebug.runtimes.base import Runtime, Sidecar
+from distrodebug.settings import LABEL_REAPER, Settings
+from distrodebug.target import Target
 
 T = TypeVar("T")
 

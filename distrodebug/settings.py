@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from distrodebug.errors import UsageError
 
 DEFAULT_IMAGE = "distrodebug/busybox:1"
 DEFAULT_TIMEOUT = 120.0

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from . import settings
-from .profiles import Privileges
-from .runtimes.base import Mode, SidecarSpec, TargetInfo, is_root_user
+from distrodebug import settings
+from distrodebug.model import Mode, Privileges, SidecarSpec, TargetInfo, is_root_user
 
 SHELL = "/bin/sh"
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import InvalidTarget
+from distrodebug.errors import InvalidTarget
 
 Kind = Literal["container", "image", "pod", "workload", "node"]
 

@@ -18,7 +18,8 @@ import tty
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from .runtimes.base import STDERR, Stream
+from distrodebug.model import STDERR
+from distrodebug.runtimes.base import Stream
 
 
 class Hangup(Exception):

@@ -117,7 +117,7 @@ def no_leftovers(engine: Any) -> Iterator[None]:
     Only objects whose owning distrodebug process has exited count: other sessions running at
     the same time on the same engine (another test run, a benchmark) are not this test's leaks.
     """
-    from distrodebug import leftovers
+    from distrodebug import cleanup as leftovers
 
     def dead() -> set[str]:
         found = []

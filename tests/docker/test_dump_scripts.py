@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from distrodebug.bundle import verify_bundle
-from distrodebug.dump import DumpInfo, SkippedEntry, write_bundle
-from distrodebug.dumpopts import DumpOptions
-from distrodebug.dumpscript import fs_stream_script, parse_skip_lines
-from distrodebug.procinfo import COLLECT_SCRIPT, parse_collect
+from distrodebug.bundle.format import verify_bundle
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.procinfo import COLLECT_SCRIPT, parse_collect
+from distrodebug.bundle.script import fs_stream_script, parse_skip_lines
+from distrodebug.bundle.writer import DumpInfo, SkippedEntry, write_bundle
 from tests.unit.test_bundle import entries, read_manifest
 
 pytestmark = pytest.mark.engine

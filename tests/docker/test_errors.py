@@ -53,14 +53,14 @@ def test_socket_permission_denied(toolbox: str, tmp_path: Any) -> None:
     """A user outside the docker group: the real socket refuses the connection."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
-    import distrodebug.cli
+    import distrodebug.cli.app
 
     # Walk the same code path once as root against a missing socket, so that every lazily
     # imported module is loaded before the child loses the right to read site-packages.
     with pytest.raises(SystemExit):
         os.environ["DOCKER_HOST"] = "unix:///nonexistent.sock"
         try:
-            distrodebug.cli.main(["exec", "web", "--", "true"])
+            distrodebug.cli.app.main(["exec", "web", "--", "true"])
         finally:
             del os.environ["DOCKER_HOST"]
 
@@ -75,7 +75,7 @@ def test_socket_permission_denied(toolbox: str, tmp_path: Any) -> None:
             os.setgid(65534)
             os.setuid(65534)
             os.environ["HOME"] = "/tmp"
-            distrodebug.cli.main(["exec", "web", "--", "true"])
+            distrodebug.cli.app.main(["exec", "web", "--", "true"])
         except SystemExit as exc:
             sys.stderr.flush()
             os._exit(int(exc.code or 0))

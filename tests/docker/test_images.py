@@ -13,7 +13,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from distrodebug import images as builders
+from distrodebug import toolbox as builders
 from tests.fixtures import images as fixtures
 from tests.fixtures.engine import require_engine
 

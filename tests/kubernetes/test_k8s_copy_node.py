@@ -70,7 +70,7 @@ def test_interactive_copy_with_keep(k8s_double: Any, crashing_pod: str, toolbox:
     kept = our_pods(k8s_double)
     assert len(kept) == 1
     copy = k8s_double.get_pod(kept[0])
-    assert copy["metadata"]["annotations"]["io.distrodebug.copy-of"] == "crash"
+    assert copy["metadata"]["annotations"]["io.distrodebug.cp-of"] == "crash"
     assert "app" not in copy["metadata"]["labels"]
     assert "livenessProbe" not in copy["spec"]["containers"][0]
     ran = run_dd(k8s_double, toolbox, "cleanup", "--kubernetes", "--all")

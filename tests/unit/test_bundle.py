@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from distrodebug import dump as dump_module
-from distrodebug.bundle import FORMAT, verify_bundle
-from distrodebug.dump import DumpInfo, SkippedEntry, write_bundle
-from distrodebug.dumpopts import DumpOptions
+from distrodebug.bundle import writer as dump_module
+from distrodebug.bundle.format import FORMAT, verify_bundle
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.redact import REDACTED
+from distrodebug.bundle.tar.reader import MARK_SUFFIX_BATCH, MARK_SUFFIX_END
+from distrodebug.bundle.writer import DumpInfo, SkippedEntry, write_bundle
 from distrodebug.errors import BundleError, UsageError
-from distrodebug.redact import REDACTED
-from distrodebug.tarstream import MARK_SUFFIX_BATCH, MARK_SUFFIX_END
 
 # -- helpers shared by the other test_bundle*/test_report modules ---------------------------------
 
@@ -83,7 +83,7 @@ def write(
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    from distrodebug.bundle import open_bundle
+    from distrodebug.bundle.format import open_bundle
 
     with open_bundle(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
@@ -100,7 +100,7 @@ def entries(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def member_names(path: Path) -> list[str]:
-    from distrodebug.bundle import open_bundle
+    from distrodebug.bundle.format import open_bundle
 
     with open_bundle(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
         return [m.name for m in tar]
@@ -286,7 +286,7 @@ def test_meta_redacted_unless_include_secrets(tmp_path: Path) -> None:
 
 
 def _meta(path: Path, name: str) -> bytes:
-    from distrodebug.bundle import open_bundle
+    from distrodebug.bundle.format import open_bundle
 
     with open_bundle(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
@@ -424,7 +424,7 @@ def test_empty_stream_gives_empty_bundle(tmp_path: Path) -> None:
     ],
 )
 def test_fast_header_matches_tarfile(name: str, kind: bytes, size: int, link: str) -> None:
-    from distrodebug.tarheader import fast_header, fast_tobuf
+    from distrodebug.bundle.tar.header import fast_header, fast_tobuf
 
     info = tarfile.TarInfo(name)
     info.type, info.size, info.linkname = kind, size, link
@@ -451,7 +451,7 @@ def test_fast_header_matches_tarfile(name: str, kind: bytes, size: int, link: st
 
 
 def test_fast_header_falls_back_when_unusual() -> None:
-    from distrodebug.tarheader import fast_header, fast_tobuf
+    from distrodebug.bundle.tar.header import fast_header, fast_tobuf
 
     info = tarfile.TarInfo("huge")
     info.size = 9 << 30  # needs base-256 (GNU) or pax

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from distrodebug.bundle import FORMAT
-from distrodebug.dump import DumpInfo, write_bundle
-from distrodebug.dumpopts import DumpOptions
+from distrodebug.bundle.extract import extract_bundle
+from distrodebug.bundle.format import FORMAT
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.errors import BundleError
-from distrodebug.extract import extract_bundle
 from tests.unit.test_bundle import SAMPLE, tar_bytes
 
 

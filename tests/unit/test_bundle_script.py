@@ -8,14 +8,20 @@ import tarfile
 
 import pytest
 
-from distrodebug.dumpopts import DumpOptions, compile_excludes, in_paths, is_excluded, normalise_path
-from distrodebug.dumpscript import (
+from distrodebug.bundle.options import (
+    DumpOptions,
+    compile_excludes,
+    in_paths,
+    is_excluded,
+    normalise_path,
+)
+from distrodebug.bundle.script import (
     MAX_EMBEDDED_PATHS,
     _marker_parts,
     fs_stream_script,
     parse_skip_lines,
 )
-from distrodebug.tarstream import MARK_SUFFIX_BATCH
+from distrodebug.bundle.tar.reader import MARK_SUFFIX_BATCH
 
 BUSYBOX = shutil.which("busybox")
 

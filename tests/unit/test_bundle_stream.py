@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from distrodebug import dump as dump_module
-from distrodebug.bundle import verify_bundle
+from distrodebug.bundle import writer as dump_module
+from distrodebug.bundle.format import verify_bundle
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.tar.header import build_block, parse_block
+from distrodebug.bundle.tar.reader import MARK_SUFFIX_BATCH, TarReader
+from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.capture import SidecarOutput
-from distrodebug.dump import DumpInfo, write_bundle
-from distrodebug.dumpopts import DumpOptions
 from distrodebug.errors import BundleError
-from distrodebug.runtimes.base import STDERR, STDOUT
-from distrodebug.runtimes.docker import DockerStream
-from distrodebug.tarheader import build_block, parse_block
-from distrodebug.tarstream import MARK_SUFFIX_BATCH, TarReader
+from distrodebug.model import STDERR, STDOUT
+from distrodebug.runtimes.docker.runtime import DockerStream
 from tests.unit.test_bundle import entries, framed, read_manifest, tar_bytes
 
 # -- Docker's attach stream ------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def tiny_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
         "_READ_BUFFER": 1 << 17, "_READ_BUFFERS": 2, "_OFFLOAD": 20_000, "_PIECE": 50_000,
         "_STAGE": 8192, "_IN_FLIGHT": 2, "_WRITEBACK": 100_000, "_MANIFEST_BATCH": 3,
     }.items():  # fmt: skip
-        import distrodebug.dumpout as dumpout_module
+        import distrodebug.bundle.output as dumpout_module
 
         for module in (dump_module, dumpout_module):  # the worker lives in dumpout
             if hasattr(module, name):

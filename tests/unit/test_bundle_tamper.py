@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from distrodebug.bundle import verify_bundle
-from distrodebug.dump import DumpInfo, write_bundle
-from distrodebug.dumpopts import DumpOptions
+from distrodebug.bundle.format import verify_bundle
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.errors import BundleError
 from tests.unit.test_bundle import SAMPLE, tar_bytes
 

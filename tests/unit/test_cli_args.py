@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from distrodebug.cli import _split_exec_command
+from distrodebug.cli.app import _split_exec_command
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from distrodebug import kubeprofiles
-from distrodebug.runtimes.base import SidecarSpec
-from distrodebug.runtimes.kubernetes import NAME_ALPHABET, debugger_name, ephemeral_container
+from distrodebug.model import SidecarSpec
+from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
+from distrodebug.runtimes.kubernetes.runtime import NAME_ALPHABET, debugger_name, ephemeral_container
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "kubectl"
 DELIBERATE = {"name", "command", "env"}

@@ -39,9 +39,10 @@ from typing import Any
 
 import pytest
 
-from distrodebug import kubepods, kubeprofiles
 from distrodebug.errors import NoSuchTarget, UsageError
-from distrodebug.kubepods import (
+from distrodebug.runtimes.kubernetes import pods as kubepods
+from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
+from distrodebug.runtimes.kubernetes.pods import (
     ANNOTATION_COPY_OF,
     ANNOTATION_EXPIRES,
     TOOLS_CONTAINER,
@@ -441,7 +442,7 @@ def test_node_pod_unknown_profile_is_refused() -> None:
 
 
 def test_node_pod_names() -> None:
-    from distrodebug.runtimes.kubernetes import NAME_ALPHABET
+    from distrodebug.runtimes.kubernetes.runtime import NAME_ALPHABET
 
     assert kubepods.NAME_ALPHABET == NAME_ALPHABET
     name = node_pod_name("node-1", random.Random(3))

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from distrodebug.kubespec import MAX_URL_SCRIPT, container_state, long_script_on_stdin, pick_container
+from distrodebug.runtimes.kubernetes.spec import (
+    MAX_URL_SCRIPT,
+    container_state,
+    long_script_on_stdin,
+    pick_container,
+)
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC).timestamp()
 

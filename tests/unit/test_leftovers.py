@@ -3,7 +3,8 @@ from __future__ import annotations
 import os
 import socket
 
-from distrodebug import leftovers, settings
+from distrodebug import cleanup as leftovers
+from distrodebug import settings
 
 
 def entry(kind: str, owner: str) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from distrodebug.procinfo import (
+from distrodebug.bundle.procinfo import (
     COLLECT_SCRIPT,
     parse_cmdline,
     parse_collect,

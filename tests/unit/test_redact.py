@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from distrodebug.redact import REDACTED, is_secret_name, redact_data, redact_env, redact_text
+from distrodebug.bundle.redact import REDACTED, is_secret_name, redact_data, redact_env, redact_text
 
 R = REDACTED
 
@@ -142,7 +142,7 @@ def test_redact_inspect_like_data() -> None:
 
 
 def test_kubernetes_env_pairs_are_redacted() -> None:
-    from distrodebug.redact import REDACTED, redact_data
+    from distrodebug.bundle.redact import REDACTED, redact_data
 
     data = {"env": [{"name": "API_TOKEN", "value": "s3cr3t"}, {"name": "MODE", "value": "prod"}]}
     out, count = redact_data(data)

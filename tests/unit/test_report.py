@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from distrodebug.dump import DumpInfo, write_bundle
-from distrodebug.dumpopts import DumpOptions
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.report import LARGEST, render_html, summarize_bundle
+from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.errors import BundleError
-from distrodebug.report import LARGEST, render_html, summarize_bundle
 from tests.unit.test_bundle import Spec, tar_bytes
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'

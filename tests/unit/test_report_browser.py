@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from distrodebug.report import render_html, summarize_bundle
+from distrodebug.bundle.report import render_html, summarize_bundle
 from tests.unit.test_report import EVIL, _bundle
 
 

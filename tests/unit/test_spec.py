@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 
-from distrodebug import profiles, sidecar
-from distrodebug.runtimes.base import TargetInfo
-from distrodebug.runtimes.docker import container_kwargs, info_from_inspect
+from distrodebug import privileges as profiles
+from distrodebug import sidecar
+from distrodebug.model import TargetInfo
+from distrodebug.runtimes.docker.runtime import container_kwargs, info_from_inspect
 
 LABELS = sidecar.session_labels(session_id="abcd1234", target="web", created="T", owner="h:1")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distrodebug.bundle import MANIFEST, META, iter_bundle, open_bundle, parse_manifest
+from distrodebug.bundle.format import MANIFEST, META, iter_bundle, open_bundle, parse_manifest
 from distrodebug.errors import BundleError
 
 #: Lists longer than this are cut in the summary (the totals say how many there were).

@@ -6,43 +6,8 @@ ends up in the banner, so an on-call engineer can see why the sidecar was given 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-from .errors import TargetNotDebuggable
-from .runtimes.base import is_root_user
-
-if TYPE_CHECKING:
-    from .runtimes.base import Mode, TargetInfo
-
-#: "chroot": the session runs inside the target's root with the sidecar's tools on PATH.
-#: "proc": the session stays in the sidecar; the target's root is at /proc/<pid>/root.
-View = Literal["chroot", "proc"]
-
-
-@dataclass(frozen=True)
-class Privileges:
-    user: str
-    cap_add: tuple[str, ...]
-    privileged: bool
-    view: View
-    reason: str
-    #: Kubernetes: the debug container's securityContext and the profile that made it.
-    security_context: Mapping[str, Any] | None = None
-    profile: str = ""
-
-    def describe(self) -> str:
-        """A few words for the banner: 'root +SYS_PTRACE', 'uid 65532', 'privileged'."""
-        if self.profile:
-            who = f"uid {self.user}" if self.user else "the image's user"
-            caps = "".join(f" +{cap}" for cap in self.cap_add)
-            return f"profile {self.profile}, {who}{caps}{' privileged' if self.privileged else ''}"
-        if self.privileged:
-            return "privileged"
-        who = "root" if is_root_user(self.user) else f"user {self.user}"
-        caps = "".join(f" +{cap}" for cap in self.cap_add)
-        return f"{who}{caps}"
+from distrodebug.errors import TargetNotDebuggable
+from distrodebug.model import Mode, Privileges, TargetInfo, View, is_root_user
 
 
 def choose_mode(info: TargetInfo) -> Mode:

@@ -17,8 +17,9 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .. import profiles, settings
-from ..errors import (
+from distrodebug import privileges as profiles
+from distrodebug import settings
+from distrodebug.errors import (
     AmbiguousTarget,
     DistrodebugError,
     EngineGone,
@@ -29,11 +30,10 @@ from ..errors import (
     SidecarFailed,
     TargetChanged,
 )
-from ..profiles import Privileges
-from ..target import Target
-from .base import ImageInfo, Mode, SidecarSpec, TargetInfo
-from .dockerspec import container_kwargs, info_from_inspect, path_of
-from .dockerstream import DockerStream, _ChunkReader
+from distrodebug.model import ImageInfo, Mode, Privileges, SidecarSpec, TargetInfo
+from distrodebug.runtimes.docker.spec import container_kwargs, info_from_inspect, path_of
+from distrodebug.runtimes.docker.stream import DockerStream, _ChunkReader
+from distrodebug.target import Target
 
 __all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect", "translate"]
 

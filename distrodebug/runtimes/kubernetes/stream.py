@@ -12,7 +12,7 @@ import contextlib
 import json
 from typing import Any
 
-from .base import STDERR, STDOUT
+from distrodebug.model import STDERR, STDOUT
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
@@ -109,7 +109,7 @@ def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebS
     try:
         ws = create_websocket(configuration, url, headers)
     except websocket.WebSocketBadStatusException as exc:
-        from ..errors import SidecarFailed
+        from distrodebug.errors import SidecarFailed
 
         status = getattr(exc, "status_code", "?")
         body = (getattr(exc, "resp_body", b"") or b"")[:300]

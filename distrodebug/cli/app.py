@@ -12,8 +12,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from . import console
-from .errors import DistrodebugError, ExitCode, UsageError
+from distrodebug.cli import console
+from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 
 app = typer.Typer(
     name="distrodebug",
@@ -94,8 +94,8 @@ def _set_images(items: list[str]) -> dict[str, str] | None:
 def _runtime(target: Any, kube: KubeOpts | None = None) -> Any:
     kube = kube or KubeOpts()
     if target.runtime == "kubernetes":
-        from .runtimes.kubernetes import KubernetesRuntime
-        from .settings import load_settings
+        from distrodebug.runtimes.kubernetes.runtime import KubernetesRuntime
+        from distrodebug.settings import load_settings
 
         return KubernetesRuntime(
             context=kube.context, namespace=target.namespace, profile=kube.profile,
@@ -108,7 +108,7 @@ def _runtime(target: Any, kube: KubeOpts | None = None) -> Any:
             "Docker container.",
             f"Write pod/{target} to debug a pod.",
         )
-    from .runtimes.docker import DockerRuntime
+    from distrodebug.runtimes.docker.runtime import DockerRuntime
 
     return DockerRuntime()
 
@@ -120,7 +120,7 @@ class _UI:
 
 def _resolve(target: str | None, image_target: str | None, container: str | None,
              namespace: str | None) -> Any:
-    from .target import parse_image, parse_target
+    from distrodebug.target import parse_image, parse_target
 
     if image_target and target:
         raise UsageError(
@@ -137,8 +137,8 @@ def _resolve(target: str | None, image_target: str | None, container: str | None
 def _session(target: Any, command: tuple[str, ...] | None, image: str | None, user: str | None,
              cap_add: list[str] | None, privileged: bool, stdin: bool | None,
              kube: KubeOpts | None = None) -> int:
-    from . import session
-    from .settings import load_settings
+    from distrodebug import session
+    from distrodebug.settings import load_settings
 
     request = session.SessionRequest(
         target=target, command=command, user=user, cap_add=tuple(cap_add or ()),
@@ -222,8 +222,8 @@ def demo(
     image: ImageOpt = None,
 ) -> None:
     """Start a distroless demo app, look inside it through the sidecar, and clean up."""
-    from . import demo as demo_core
-    from .settings import load_settings
+    from distrodebug import demo as demo_core
+    from distrodebug.settings import load_settings
 
     code = demo_core.run(load_settings(image), _UI(), interactive=interactive, keep=keep)
     raise typer.Exit(code)
@@ -282,9 +282,9 @@ def dump(
     json_out = _json_flag(output)
     from pathlib import Path
 
-    from . import collect
-    from .dumpopts import DumpOptions
-    from .settings import load_settings
+    from distrodebug.bundle import collect
+    from distrodebug.bundle.options import DumpOptions
+    from distrodebug.settings import load_settings
 
     if not output_file:
         raise UsageError("No bundle file was given.", "Add -o incident.tar.zst.")
@@ -321,7 +321,7 @@ def verify(
 ) -> None:
     """Recompute every hash in a bundle; exit 1 on any missing, extra or altered entry."""
     json_out = _json_flag(output)
-    from .bundle import verify_bundle
+    from distrodebug.bundle.format import verify_bundle
 
     result = verify_bundle(bundle)
     if json_out:
@@ -348,7 +348,7 @@ def extract(
     force: Annotated[bool, typer.Option("--force", help="Allow a non-empty directory.")] = False,
 ) -> None:
     """Extract a bundle's filesystem safely: nothing lands outside DEST, no devices, no setuid."""
-    from .extract import extract_bundle
+    from distrodebug.bundle.extract import extract_bundle
 
     result = extract_bundle(bundle, dest, force)
     for name, why in result.refused:
@@ -373,7 +373,7 @@ def report(
     json_out = _json_flag(output)
     import dataclasses
 
-    from .report import render_html, summarize_bundle
+    from distrodebug.bundle.report import render_html, summarize_bundle
 
     summary = summarize_bundle(bundle)
     if html:
@@ -416,8 +416,8 @@ def cp(
     """Copy files out of or into a target that has no tar (running or stopped)."""
     from pathlib import Path
 
-    from . import copy
-    from .settings import load_settings
+    from distrodebug import cp as copy
+    from distrodebug.settings import load_settings
 
     src = copy.parse_endpoint(source, container, namespace)
     dst = copy.parse_endpoint(destination, container, namespace)
@@ -451,9 +451,9 @@ def doctor(
     """Check that debugging can work here: engine or cluster, permissions, Pod Security, target."""
     import dataclasses
 
-    from . import doctor as core
-    from .settings import load_settings
-    from .target import Target
+    from distrodebug import doctor as core
+    from distrodebug.settings import load_settings
+    from distrodebug.target import Target
 
     resolved = _resolve(target, None, None, namespace) if target else None
     settings = load_settings(image)
@@ -465,7 +465,7 @@ def doctor(
         runtime = _runtime(kube_target, KubeOpts(context, profile))
         report = core.kubernetes(runtime, resolved, settings)
     else:
-        from .runtimes.docker import DockerRuntime
+        from distrodebug.runtimes.docker.runtime import DockerRuntime
 
         report = core.docker(DockerRuntime(), resolved, settings)
     if output == "json":
@@ -488,8 +488,8 @@ def sessions(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
 ) -> None:
     """List live debug sessions and leftovers of crashed ones."""
-    from . import leftovers
-    from .runtimes.docker import DockerRuntime
+    from distrodebug import cleanup as leftovers
+    from distrodebug.runtimes.docker.runtime import DockerRuntime
 
     items = leftovers.classify(DockerRuntime().list_ours())
     if output == "json":
@@ -520,9 +520,9 @@ def cleanup(
     context: ContextOpt = None,
 ) -> None:
     """Remove what crashed sessions left: containers, snapshots, volumes; expired pod copies."""
-    from . import leftovers
-    from .runtimes.docker import DockerRuntime
-    from .target import Target
+    from distrodebug import cleanup as leftovers
+    from distrodebug.runtimes.docker.runtime import DockerRuntime
+    from distrodebug.target import Target
 
     if kubernetes or namespace or context:
         runtime: Any = _runtime(Target(kind="pod", name="x", runtime="kubernetes",
@@ -543,8 +543,8 @@ def toolbox_build(
     tag: Annotated[str | None, typer.Option("--tag", help="Image reference to create.")] = None,
 ) -> None:
     """Build the default busybox toolbox offline from this machine's static busybox."""
-    from . import images
-    from .runtimes.docker import DockerRuntime
+    from distrodebug import toolbox as images
+    from distrodebug.runtimes.docker.runtime import DockerRuntime
 
     runtime = DockerRuntime()
     ref = tag or images.TOOLBOX_REF
@@ -556,7 +556,7 @@ def toolbox_build(
 @app.command()
 def version() -> None:
     """Print distrodebug's version."""
-    from . import __version__
+    from distrodebug import __version__
 
     sys.stdout.write(f"distrodebug {__version__}\n")
 

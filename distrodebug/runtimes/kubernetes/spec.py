@@ -6,8 +6,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import NoSuchTarget
-from .runtimes.base import SidecarSpec
+from distrodebug.errors import NoSuchTarget
+from distrodebug.model import SidecarSpec
 
 #: kubectl's alphabet for generated names: no vowels, no 0/1/3.
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"

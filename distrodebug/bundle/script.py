@@ -7,7 +7,7 @@ sees it; default 1). Nothing is ever written to the target.
 :func:`fs_stream_script` writes the target's filesystem as tar on **stdout** and nothing else:
 concatenated archives from busybox tar (one per xargs batch), each preceded by a marker member
 ``<nonce>.distrodebug-batch`` and the whole closed by ``<nonce>.distrodebug-end`` (see
-:mod:`distrodebug.tarstream` for why). **stderr** carries one line per entry it left out, tab
+:mod:`distrodebug.bundle.tar.reader` for why). **stderr** carries one line per entry it left out, tab
 separated: ``DDSKIP<TAB>path<TAB>reason[<TAB>kind<TAB>size]`` (parse them with
 :func:`parse_skip_lines`); any other stderr line is a diagnostic. Exit status 0
 unless the script itself could not run. How it walks the target:
@@ -32,14 +32,14 @@ import shlex
 import tarfile
 from collections.abc import Iterable, Sequence
 
-from distrodebug.dumpopts import (
+from distrodebug.bundle.options import (
     DumpOptions,
     SkippedEntry,
     clean_paths,
     compile_excludes,
     in_paths,
 )
-from distrodebug.tarstream import MARK_SUFFIX_BATCH, MARK_SUFFIX_END
+from distrodebug.bundle.tar.reader import MARK_SUFFIX_BATCH, MARK_SUFFIX_END
 
 #: Kernel filesystems whose contents are the kernel's, not the container's.
 VIRTUAL_FSTYPES = (

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import capture, dumpscript, procinfo, profiles, session, sidecar
-from .dump import DumpInfo, DumpResult, write_bundle
-from .dumpopts import DumpOptions, SkippedEntry
-from .errors import BundleError
-from .runtimes.base import TargetInfo
-from .settings import Settings
-from .target import Target
+from distrodebug import capture, session, sidecar
+from distrodebug import privileges as profiles
+from distrodebug.bundle import procinfo
+from distrodebug.bundle import script as dumpscript
+from distrodebug.bundle.options import DumpOptions, SkippedEntry
+from distrodebug.bundle.writer import DumpInfo, DumpResult, write_bundle
+from distrodebug.errors import BundleError
+from distrodebug.model import TargetInfo
+from distrodebug.settings import Settings
+from distrodebug.target import Target
 
 Progress = Callable[[int, int], None]
 

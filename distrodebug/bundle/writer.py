@@ -1,6 +1,6 @@
 """Write a dump bundle from a filesystem tar stream, streaming end to end.
 
-The format is described in :mod:`distrodebug.bundle`. Memory stays flat whatever the size of the
+The format is described in :mod:`distrodebug.bundle.format`. Memory stays flat whatever the size of the
 filesystem: content goes from the read buffers to the hash and the file (or compressor) as views,
 in pieces of at most 1 MiB, through a handful of recycled buffers; only the manifest's entries
 (one short JSON line per entry) and the set of paths seen grow with the count. Large files are
@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from distrodebug.bundle import FORMAT, FS, MANIFEST, META, compression_for, tool_version
-from distrodebug.dumpopts import (
+from distrodebug.bundle.format import FORMAT, FS, MANIFEST, META, compression_for, tool_version
+from distrodebug.bundle.options import (
     Compression,
     DumpOptions,
     SkippedEntry,
@@ -40,10 +40,9 @@ from distrodebug.dumpopts import (
     is_excluded,
     normalise_path,
 )
-from distrodebug.dumpout import _READ_BUFFER, Output, fileno_of
-from distrodebug.errors import BundleError, DistrodebugError, UsageError
-from distrodebug.redact import redact_data, redact_text
-from distrodebug.tarstream import (
+from distrodebug.bundle.output import _READ_BUFFER, Output, fileno_of
+from distrodebug.bundle.redact import redact_data, redact_text
+from distrodebug.bundle.tar.reader import (
     Member,
     TarFormatError,
     TarReader,
@@ -51,6 +50,7 @@ from distrodebug.tarstream import (
     header_block,
     padding,
 )
+from distrodebug.errors import BundleError, DistrodebugError, UsageError
 
 __all__ = ["DumpInfo", "DumpResult", "SkippedEntry", "write_bundle"]
 

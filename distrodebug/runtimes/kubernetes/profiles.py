@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
+from distrodebug.errors import UsageError
 
 PROFILES = ("auto", "general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")
 PSS_LEVELS = ("privileged", "baseline", "restricted")

@@ -58,9 +58,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from distrodebug.dumpopts import Compression
+from distrodebug.bundle.options import Compression
+from distrodebug.bundle.tar.reader import Member, TarFormatError, TarReader
 from distrodebug.errors import BundleError
-from distrodebug.tarstream import Member, TarFormatError, TarReader
 
 FORMAT = "distrodebug-bundle/1"
 FS = "fs/"

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from .errors import DistrodebugError
+from distrodebug.errors import DistrodebugError
 
 # importer(tar_path, image_ref, changes) -> image id; changes are `docker import --change` lines.
 Importer = Callable[[Path, str, list[str]], str]
@@ -92,7 +92,7 @@ def _builder_source() -> bytes:
     try:
         return Path(__file__).read_bytes()
     except OSError:
-        return b"distrodebug.images"
+        return b"distrodebug.toolbox"
 
 
 def _data_text(name: str) -> str:

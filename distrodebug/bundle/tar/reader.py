@@ -11,7 +11,7 @@ nonce (followed by the start of a marker name); a hit means the member was cut s
 when the marker runs on into the padding, and the following bytes are the next batch.
 
 Streams without a leading marker (the engine's archive API, bundles we wrote) are read as plain
-tar. Header blocks are parsed and built by :mod:`distrodebug.tarheader`.
+tar. Header blocks are parsed and built by :mod:`distrodebug.bundle.tar.header`.
 
 Content is not copied: the stream is read into large buffers and handed out as memoryviews of
 them (:meth:`TarReader.views`), which hashing, writing and compressing accept as they are; a
@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from distrodebug.tarheader import ENC as _ENC
-from distrodebug.tarheader import ERRORS as _ERRORS
-from distrodebug.tarheader import Fields, build_block, fast_tobuf, parse_block, parse_pax
+from distrodebug.bundle.tar.header import ENC as _ENC
+from distrodebug.bundle.tar.header import ERRORS as _ERRORS
+from distrodebug.bundle.tar.header import Fields, build_block, fast_tobuf, parse_block, parse_pax
 
 BLOCK = 512
 CHUNK = 1 << 20

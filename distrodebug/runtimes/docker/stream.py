@@ -9,7 +9,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .base import STDERR, STDOUT
+from distrodebug.model import STDERR, STDOUT
 
 
 class DockerStream:

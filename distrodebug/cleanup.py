@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import settings
+from distrodebug import settings
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import capture, session
-from .errors import DistrodebugError, UsageError
-from .settings import Settings
-from .target import Target, parse_target
+from distrodebug import capture, session
+from distrodebug.errors import DistrodebugError, UsageError
+from distrodebug.settings import Settings
+from distrodebug.target import Target, parse_target
 
 # Run by both scripts with $1 = the sidecar's files, $2 = the prefix of the target's root ("" in
 # a chroot into it; /proc/<pid>/root when the sidecar shares the target's uid and cannot chroot,

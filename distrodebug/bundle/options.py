@@ -1,7 +1,7 @@
 """What a dump includes: its options, and the path rules shared by the sidecar script and writer.
 
 The same rules are applied twice on purpose: the sidecar script narrows what it streams (less to
-read and send), and :func:`distrodebug.dump.write_bundle` applies them again, because a stopped
+read and send), and :func:`distrodebug.bundle.writer.write_bundle` applies them again, because a stopped
 container's filesystem comes from the engine's archive API, where no script runs.
 
 Path rules (paths are relative, no leading ``/``; the user writes them with or without one):

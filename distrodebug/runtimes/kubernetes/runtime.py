@@ -17,14 +17,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from .. import kubeerrors, kubeprofiles, settings
-from ..errors import (
-    EngineUnreachable,
-    NoSuchTarget,
-    PermissionDenied,
-    TargetNotDebuggable,
-)
-from ..kubespec import (
+from distrodebug import settings
+from distrodebug.errors import EngineUnreachable, NoSuchTarget, PermissionDenied, TargetNotDebuggable
+from distrodebug.model import ImageInfo, Mode, Privileges, SidecarSpec, TargetInfo, is_root_user
+from distrodebug.runtimes.kubernetes import debugger as kubedebug
+from distrodebug.runtimes.kubernetes import errors as kubeerrors
+from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
+from distrodebug.runtimes.kubernetes.debugger import KubeSidecar
+from distrodebug.runtimes.kubernetes.spec import (
     NAME_ALPHABET,
     container_state,
     container_status,
@@ -32,11 +32,7 @@ from ..kubespec import (
     ephemeral_container,
     pick_container,
 )
-from ..profiles import Privileges
-from ..target import Target
-from . import kubedebug
-from .base import ImageInfo, Mode, SidecarSpec, TargetInfo, is_root_user
-from .kubedebug import KubeSidecar
+from distrodebug.target import Target
 
 __all__ = ["NAME_ALPHABET", "KubernetesRuntime", "debugger_name", "ephemeral_container"]
 

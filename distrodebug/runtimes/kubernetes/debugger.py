@@ -14,21 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 from kubernetes import watch
 
-from .. import kubeerrors, kubepods, settings
-from ..errors import SidecarFailed, TargetNotDebuggable
-from ..kubeprofiles import KubeChoice
-from ..kubespec import (
+from distrodebug import settings
+from distrodebug.errors import SidecarFailed, TargetNotDebuggable
+from distrodebug.model import SidecarSpec, TargetInfo
+from distrodebug.runtimes.kubernetes import errors as kubeerrors
+from distrodebug.runtimes.kubernetes import pods as kubepods
+from distrodebug.runtimes.kubernetes.profiles import KubeChoice
+from distrodebug.runtimes.kubernetes.spec import (
     all_names,
     container_status,
     debugger_name,
     ephemeral_container,
     long_script_on_stdin,
 )
-from .base import SidecarSpec, TargetInfo
-from .kubestream import WebSocketStream, connect, exit_code_from_status
+from distrodebug.runtimes.kubernetes.stream import WebSocketStream, connect, exit_code_from_status
 
 if TYPE_CHECKING:
-    from .kubernetes import KubernetesRuntime
+    from distrodebug.runtimes.kubernetes.runtime import KubernetesRuntime
 
 #: Waiting reasons the kubelet will not get out of by itself in the time we wait.
 FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",

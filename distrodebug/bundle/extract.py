@@ -19,9 +19,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distrodebug.bundle import FS, MANIFEST, META, check_format, iter_bundle, open_bundle
+from distrodebug.bundle.format import FS, MANIFEST, META, check_format, iter_bundle, open_bundle
+from distrodebug.bundle.tar.reader import Member, TarReader
 from distrodebug.errors import BundleError
-from distrodebug.tarstream import Member, TarReader
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import (
+from distrodebug.errors import (
     DistrodebugError,
     EngineUnreachable,
     NoSuchTarget,

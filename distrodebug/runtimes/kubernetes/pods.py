@@ -18,8 +18,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import NoSuchTarget, UsageError
-from .kubeprofiles import PROFILE_CONTEXT, KubeChoice
+from distrodebug.errors import NoSuchTarget, UsageError
+from distrodebug.runtimes.kubernetes.profiles import PROFILE_CONTEXT, KubeChoice
 
 #: kubectl's alphabet for generated names: no vowels, no 0/1/3 (same as runtimes.kubernetes,
 #: repeated here so that this module does not import the kubernetes client).
@@ -35,7 +35,7 @@ TOOLS_MOUNT = "/.distrodebug"
 TOOLS_COPY = ("/bin/sh", "-c", f"cp -a /bin/. {TOOLS_MOUNT}/")
 
 ANNOTATION_EXPIRES = "io.distrodebug.expires"
-ANNOTATION_COPY_OF = "io.distrodebug.copy-of"
+ANNOTATION_COPY_OF = "io.distrodebug.cp-of"
 #: Labels by which a controller adopts orphan pods it selects (ReplicaSet, Job). Kept on a copy,
 #: they would make the controller adopt it and then delete a surplus pod, possibly the original.
 CONTROLLER_LABELS = ("pod-template-hash", "controller-uid", "batch.kubernetes.io/controller-uid")

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from distrodebug.tarstream import Buffers
+from distrodebug.bundle.tar.reader import Buffers
 
 _IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most _STAGE bytes each)
 _STAGE = 256 << 10  # smaller writes are gathered into one piece of about this size
