@@ -99,10 +99,10 @@ def main() -> None:
                                                       Path(tmp) / "e.tar", env),
                 "attach route only": lambda: attach_only(client, toolbox, target.id),
                 "distrodebug dump (.tar)": lambda: timed(
-                    ["distrodebug", "dump", target.id, "-o", f"{tmp}/d.tar", "--path", "/data"],
+                    ["distrodebug", "dump", target.id, "-f", f"{tmp}/d.tar", "--path", "/data"],
                     None, env),
                 "distrodebug dump (.tar.zst)": lambda: timed(
-                    ["distrodebug", "dump", target.id, "-o", f"{tmp}/d.tar.zst", "--path", "/data"],
+                    ["distrodebug", "dump", target.id, "-f", f"{tmp}/d.tar.zst", "--path", "/data"],
                     None, env),
             }
             for round_ in range(args.rounds):

@@ -68,7 +68,7 @@ def main() -> None:
                 "docker cp c:/tmp/d.bin ./": best(
                     ["docker", "cp", f"{cid}:/tmp/d.bin", str(out / "b.bin")], env),
                 "distrodebug dump pod --path /tmp (.tar)": best(
-                    ["distrodebug", "dump", "pod/web", "-o", str(out / "d.tar"), "--path", "/tmp/data.bin"],
+                    ["distrodebug", "dump", "pod/web", "-f", str(out / "d.tar"), "--path", "/tmp/data.bin"],
                     env),
             }
     finally:

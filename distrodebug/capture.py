@@ -11,16 +11,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
 
-from distrodebug.model import STDERR
 from distrodebug.runtimes.base import Runtime, Stream
 from distrodebug.session import (
     UI,
     Plan,
     SessionRequest,
     Terminal,
-    _check_target_survived,
-    _started_replanning,
+    check_target_survived,
     plan,
+    started_replanning,
 )
 from distrodebug.settings import Settings
 
@@ -30,19 +29,15 @@ T = TypeVar("T")
 class SidecarOutput(io.RawIOBase):
     """The sidecar's stdout as a readable binary file; its stderr is kept aside.
 
-    With a stream that can demultiplex into a caller's buffer (Docker's attach socket), stdout
-    goes from the socket straight into the buffer given to :meth:`readinto`: one copy in all.
+    Each stream demultiplexes into the caller's buffer itself (Docker's attach socket straight
+    from the socket: one copy in all).
     """
 
     def __init__(self, stream: Stream, on_stderr: Callable[[bytes], None] | None = None) -> None:
         self._stream = stream
-        self._pending = bytearray()
         self.stderr = bytearray()
         self._on_stderr = on_stderr
         self._ended = False
-        self._direct: Callable[[memoryview, Callable[[bytes], None]], int] | None = getattr(
-            stream, "readinto_stdout", None
-        )
 
     def readable(self) -> bool:
         return True
@@ -51,25 +46,10 @@ class SidecarOutput(io.RawIOBase):
         view = memoryview(buffer)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
-        if self._direct is not None and not self._pending:
-            if self._ended or not len(view):
-                return 0
-            size = self._direct(view, self._stderr)
-            self._ended = not size
-            return size
-        while not self._pending and not self._ended:
-            frames = self._stream.recv()
-            if not frames:
-                self._ended = True
-            for channel, data in frames:
-                if channel == STDERR:
-                    self._stderr(data)
-                else:
-                    self._pending += data
-        size = min(len(view), len(self._pending))
-        with memoryview(self._pending) as pending:
-            view[:size] = pending[:size]
-        del self._pending[:size]
+        if self._ended or not len(view):
+            return 0
+        size = self._stream.readinto_stdout(view, self._stderr)
+        self._ended = not size
         return size
 
     def _stderr(self, data: bytes) -> None:
@@ -109,7 +89,7 @@ def capture(
     Returns what ``consume`` returned, the command's exit status, its stderr and the plan.
     """
     first = plan(request, runtime, settings, ui, Terminal())
-    with _started_replanning(runtime, first, lambda: plan(request, runtime, settings, ui, Terminal())) as (
+    with started_replanning(runtime, first, lambda: plan(request, runtime, settings, ui, Terminal())) as (
         started,
         chosen,
     ):
@@ -124,5 +104,5 @@ def capture(
         if feeder is not None:
             feeder.join()
         code = started.wait()
-    _check_target_survived(runtime, chosen, code)
+    check_target_survived(runtime, chosen, code)
     return value, code, bytes(output.stderr), chosen

@@ -1,19 +1,18 @@
 """Live sessions and leftovers: what `sessions` lists and `cleanup` removes.
 
-A session's objects carry the owner label host:pid. On this host, an owner pid that no longer
-runs means the session crashed and its objects are leftovers; objects from other hosts are only
-removed with --all, since we cannot tell whether their session still runs.
+A session's objects carry the owner's host and PID as labels (labels.py). On this host, an
+owner PID that no longer runs means the session crashed and its objects are leftovers; objects
+from other hosts are only removed with --all, since we cannot tell whether their session runs.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from distrodebug import settings
+from distrodebug import labels
+from distrodebug.model import OwnedObject
 
 
 @dataclass(frozen=True)
@@ -28,43 +27,28 @@ class Item:
     owner: str
     alive: bool
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def owner_alive(owner: str, host: str | None = None) -> bool:
-    """True when the session that owns an object may still be running."""
-    this_host = host or socket.gethostname()
-    name, _, pid = owner.rpartition(":")
-    if name != this_host or not pid.isdigit():
-        return True
-    return _pid_alive(int(pid))
-
-
-def classify(found: Sequence[Mapping[str, Any]]) -> list[Item]:
+def classify(found: Sequence[OwnedObject]) -> list[Item]:
     """Our objects as Items, each marked alive or not."""
     items = []
-    for entry in found:
-        labels = entry.get("labels") or {}
-        owner = labels.get(settings.LABEL_OWNER, "")
+    for obj in found:
+        tags = obj.labels
+        owner = tags.get(labels.OWNER) or (
+            f"{tags.get(labels.OWNER_HOST, '')}:{tags.get(labels.OWNER_PID, '')}".strip(":"))
         items.append(
             Item(
-                kind=entry["kind"],
-                id=entry["id"],
-                name=entry["name"],
-                state=entry.get("state", ""),
-                session=labels.get(settings.LABEL_SESSION, ""),
-                target=labels.get(settings.LABEL_TARGET, ""),
-                created=labels.get(settings.LABEL_CREATED, ""),
+                kind=obj.kind,
+                id=obj.id,
+                name=obj.name,
+                state=obj.state,
+                session=tags.get(labels.SESSION, ""),
+                target=tags.get(labels.TARGET_NAME) or tags.get(labels.TARGET, ""),
+                created=tags.get(labels.CREATED_AT) or tags.get(labels.CREATED, ""),
                 owner=owner,
-                alive=owner_alive(owner) if owner else False,
+                alive=labels.owner_alive(tags),
             )
         )
     return items

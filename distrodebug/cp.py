@@ -9,15 +9,18 @@ Stopped Docker containers are copied through the engine's archive API instead.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from distrodebug import capture, session
 from distrodebug.errors import DistrodebugError, UsageError
+from distrodebug.model import TargetInfo
+from distrodebug.runtimes.base import Runtime
 from distrodebug.settings import Settings
 from distrodebug.target import Target, parse_target
 
@@ -173,19 +176,17 @@ def _request(target: Target, script: str, args: list[str], stdin: bool) -> sessi
 
 
 def _in_sidecar(request: session.SessionRequest, pid: int) -> session.SessionRequest:
-    import dataclasses
-
     assert request.command is not None
     return dataclasses.replace(request, command=("env", f"DD_PID={pid}", *request.command))
 
 
-def copy_from(src: Endpoint, dest: Path, runtime: Any, settings: Settings, ui: session.UI) -> int:
+def copy_from(src: Endpoint, dest: Path, runtime: Runtime, settings: Settings, ui: session.UI) -> int:
     """Copy ``src`` out of its target into ``dest``; returns the number of entries written."""
     assert src.target is not None
     info = runtime.inspect(src.target)
-    if info.status not in ("running",) and hasattr(runtime, "archive_path"):
-        stream = runtime.archive_path(info, src.path)
-        return _extract(stream, src.path, dest)
+    if info.status != "running":
+        with runtime.read_archive(info, src.path) as stream:
+            return _extract(stream, src.path, dest)
     errors = _Errors()
     request = _in_sidecar(_request(src.target, _FROM_SCRIPT, [src.path], False), info.pid)
     count, code, _, _ = capture.capture(
@@ -241,25 +242,25 @@ def _tar_of(local: Path, arcname: str | None = None) -> BinaryIO:
     return os.fdopen(read_fd, "rb")
 
 
-def copy_to(local: Path, dest: Endpoint, runtime: Any, settings: Settings, ui: session.UI,
+def copy_to(local: Path, dest: Endpoint, runtime: Runtime, settings: Settings, ui: session.UI,
             uid: str | None = None) -> None:
     """Copy a local file or directory into the target at ``dest``."""
     assert dest.target is not None
     if not local.exists() and not local.is_symlink():
         raise UsageError(f"'{local}' does not exist.", "")
     info = runtime.inspect(dest.target)
-    if info.status != "running" and hasattr(runtime, "put_archive"):
-        # A stopped Docker container: the engine's archive API, docker-cp style naming.
+    if info.status != "running":
+        # A stopped container: the engine's archive API, docker-cp style naming.
         parent, _, name = dest.path.rstrip("/").rpartition("/")
         if runtime.is_dir(info, dest.path):
-            runtime.put_archive(info, dest.path, _tar_of(local))
+            runtime.write_archive(info, dest.path, _tar_of(local))
         else:
-            runtime.put_archive(info, parent or "/", _tar_of(local, name))
+            runtime.write_archive(info, parent or "/", _tar_of(local, name))
         return
     user = (uid if uid is not None else info.user.split(":", 1)[0]) or "0"
     gid = info.user.split(":", 1)[1] if ":" in info.user else user
     if not user.isdigit():
-        user, gid = _numeric_user(info, runtime, settings, ui, user)
+        user, gid = _numeric_user(dest.target, info, runtime, settings, ui, user)
     errors = _Errors()
     request = _in_sidecar(_request(dest.target, _TO_SCRIPT, [dest.path, local.name, user, gid], True),
                           info.pid)
@@ -273,13 +274,9 @@ def _drain(stream: BinaryIO, _plan: session.Plan) -> None:
         pass
 
 
-def _numeric_user(info: Any, runtime: Any, settings: Settings, ui: session.UI,
-                  name: str) -> tuple[str, str]:
+def _numeric_user(target: Target, info: TargetInfo, runtime: Runtime, settings: Settings,
+                  ui: session.UI, name: str) -> tuple[str, str]:
     """Look a user name up in the target's own /etc/passwd (read through the sidecar)."""
-    target = Target(kind="container", name=info.id) if not info.namespace else Target(
-        kind="pod", name=info.name, runtime="kubernetes", namespace=info.namespace,
-        container=info.container)
-
     def read(stream: BinaryIO, _plan: session.Plan) -> bytes:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:

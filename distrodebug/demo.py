@@ -11,12 +11,11 @@ import contextlib
 import shlex
 import time
 
-from distrodebug import session
+from distrodebug import labels, session
 from distrodebug import toolbox as images
 from distrodebug.errors import DistrodebugError
 from distrodebug.runtimes.docker.runtime import DockerRuntime
 from distrodebug.settings import DEFAULT_IMAGE, Settings
-from distrodebug.sidecar import session_labels
 from distrodebug.target import Target
 
 #: (what the step shows, the command run in the target's root view)
@@ -58,13 +57,11 @@ def run(settings: Settings, ui: session.UI, *, interactive: bool = False, keep: 
 
     runtime = DockerRuntime()
     ensure_images(runtime, settings, ui)
-    session_id = session.new_session_id()
+    session_id = labels.new_session_id()
     name = f"distrodebug-demo-{session_id}"
-    labels = session_labels(
-        session_id=session_id, target=name, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        owner=session.owner_label(), role="demo",
-    )
-    app_id = runtime.run_container(images.DEMO_REF, name=name, labels=labels, user="65532",
+    tags = {**labels.session_labels(session_id=session_id, target=name, role="demo"),
+            **labels.session_annotations(target=name)}
+    app_id = runtime.run_container(images.DEMO_REF, name=name, labels=tags, user="65532",
                                    read_only=True)
     ui.notice(f"started {name}: {images.DEMO_REF} as uid 65532 on a read-only root")
     code = 0

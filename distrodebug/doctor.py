@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 from distrodebug.errors import DistrodebugError
+from distrodebug.model import DebugOptions, Mode, Privileges, TargetInfo
 from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
 from distrodebug.settings import Settings
 from distrodebug.target import Target
+
+
+class _Reachable(Protocol):
+    endpoint: str
+
+    def server_version(self) -> str: ...
+
+
+class DockerFacts(_Reachable, Protocol):
+    """What doctor asks of a Docker engine."""
+
+    def image_labels(self, ref: str) -> dict[str, str] | None: ...
+
+    def inspect(self, target: Target) -> TargetInfo: ...
+
+    def privileges(self, info: TargetInfo, options: DebugOptions) -> tuple[Mode, Privileges]: ...
+
+
+class ClusterFacts(_Reachable, Protocol):
+    """What doctor asks of a cluster."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    def can_i(self, verb: str, resource: str, subresource: str, name: str) -> tuple[bool, str]: ...
+
+    def namespace_labels(self) -> dict[str, str] | None: ...
+
+    def inspect(self, target: Target) -> TargetInfo: ...
 
 
 @dataclass
@@ -31,6 +61,10 @@ class Report:
     def ok(self) -> bool:
         return all(check.ok for check in self.checks if check.required)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "endpoint": self.endpoint, "ok": self.ok,
+                "prediction": self.prediction, "checks": [asdict(c) for c in self.checks]}
+
 
 #: (verb, resource, subresource, needed for) — what the commands need, with the subresource set:
 #: `kubectl auth can-i patch pods/ephemeralcontainers` would check a pod *named* that.
@@ -50,7 +84,7 @@ KUBE_PERMISSIONS: tuple[tuple[str, str, str, str, bool], ...] = (
 )
 
 
-def _reachable(runtime: Any, report: Report, what: str, prefix: str = "") -> str | None:
+def _reachable(runtime: _Reachable, report: Report, what: str, prefix: str = "") -> str | None:
     """The server's version, after recording whether it answered at all."""
     try:
         version = str(runtime.server_version())
@@ -61,7 +95,8 @@ def _reachable(runtime: Any, report: Report, what: str, prefix: str = "") -> str
     return version
 
 
-def kubernetes(runtime: Any, target: Target | None, settings: Settings) -> Report:
+def kubernetes(runtime: ClusterFacts, target: Target | None, settings: Settings,
+               profile: str = "auto") -> Report:
     report = Report("kubernetes", runtime.endpoint)
     version = _reachable(runtime, report, "cluster")
     if version is None:
@@ -102,14 +137,14 @@ def kubernetes(runtime: Any, target: Target | None, settings: Settings) -> Repor
             facts.append("hostUsers: false (user namespace: capabilities stay inside it)")
         report.checks.append(Check("target pod", info.status == "running", ", ".join(facts)))
         try:
-            choice = kubeprofiles.choose(runtime.profile, sec)
+            choice = kubeprofiles.choose(profile, sec)
             report.prediction = f"{choice.describe()}: {choice.reason}"
         except DistrodebugError as exc:
             report.checks.append(Check("profile", False, exc.paragraph()))
     return report
 
 
-def docker(runtime: Any, target: Target | None, settings: Settings) -> Report:
+def docker(runtime: DockerFacts, target: Target | None, settings: Settings) -> Report:
     report = Report("docker", runtime.endpoint)
     if _reachable(runtime, report, "engine", "Docker ") is None:
         return report
@@ -125,7 +160,7 @@ def docker(runtime: Any, target: Target | None, settings: Settings) -> Report:
     if target is not None:
         try:
             info = runtime.inspect(target)
-            mode, priv = runtime.privileges(info, user=None, cap_add=(), privileged=False)
+            mode, priv = runtime.privileges(info, DebugOptions())
             report.checks.append(Check("target", True, f"{info.name}: {info.status}"))
             report.prediction = f"{mode}: {priv.describe()} ({priv.reason})"
         except DistrodebugError as exc:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+#: Seconds to wait for a sidecar, debugger or pod copy to start, unless the user says otherwise.
+DEFAULT_TIMEOUT = 120.0
+
 Mode = Literal["join", "snapshot", "image", "node"]
 #: stdout and stderr channel numbers, as Docker's stream header and Kubernetes' channels use them.
 STDOUT, STDERR = 1, 2
@@ -72,6 +75,8 @@ class SidecarSpec:
     mode: Mode
     target_id: str
     labels: Mapping[str, str]
+    #: Raw values the labels hold in a safe form (Kubernetes annotations; Docker labels).
+    annotations: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     user: str | None = None
     cap_add: tuple[str, ...] = ()
@@ -84,6 +89,8 @@ class SidecarSpec:
     #: Kubernetes: the debug container's securityContext, as the profile made it, and the profile.
     security_context: Mapping[str, Any] | None = None
     profile: str = ""
+    #: What the user asked of this session (profile, copy, reuse, keep...), for the runtime.
+    options: DebugOptions = field(default_factory=lambda: DebugOptions())
 
 
 
@@ -116,3 +123,54 @@ class Privileges:
         return f"{who}{caps}"
 
 
+
+
+@dataclass(frozen=True)
+class DebugOptions:
+    """What the user asked of one debug session, beyond the target and the command.
+
+    Options a runtime does not know are refused by the command line before anything is sent
+    (``--profile`` on a Docker container, ``--cap-add`` names are normalised by each runtime).
+    """
+
+    user: str | None = None
+    cap_add: tuple[str, ...] = ()
+    privileged: bool = False
+    #: Kubernetes: auto, general, baseline, restricted, netadmin, sysadmin.
+    profile: str = "auto"
+    #: Kubernetes: reuse a running debugger of ours for a shell.
+    reuse: bool = False
+    #: Kubernetes: debug a copy of the pod instead of joining it.
+    copy: bool = False
+    #: Kubernetes: keep the copy or node pod when the session ends.
+    keep: bool = False
+    #: Kubernetes copy: container name (or "*") -> image.
+    set_image: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def wants_copy(self) -> bool:
+        return self.copy or bool(self.set_image)
+
+
+@dataclass(frozen=True)
+class DumpMeta:
+    """What a runtime knows about a target beyond its files, for a dump bundle."""
+
+    #: Who the target is: runtime, IDs, image, user... (the bundle's "target" record).
+    identity: Mapping[str, Any]
+    #: Bundle members under meta/: file name -> JSON-able value or text.
+    members: Mapping[str, Any]
+    #: Path -> added/changed/deleted against the image, where the runtime can tell.
+    changes: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class OwnedObject:
+    """Something distrodebug created (a container, image, volume or pod), found by its labels."""
+
+    kind: str
+    id: str
+    name: str
+    state: str
+    labels: Mapping[str, str]

@@ -10,15 +10,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import secrets
 import signal
-import socket
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from distrodebug import sidecar, terminal
+from distrodebug import labels, sidecar, terminal
 from distrodebug.errors import (
     Interrupted,
     SidecarFailed,
@@ -26,12 +24,10 @@ from distrodebug.errors import (
     TargetNotDebuggable,
     UsageError,
 )
-from distrodebug.model import Mode, Privileges, SidecarSpec, TargetInfo
+from distrodebug.model import DebugOptions, Mode, Privileges, SidecarSpec, TargetInfo
 from distrodebug.runtimes.base import Runtime, Sidecar
-from distrodebug.settings import LABEL_REAPER, Settings
+from distrodebug.settings import Settings
 from distrodebug.target import Target
-
-T = TypeVar("T")
 
 
 class UI(Protocol):
@@ -57,8 +53,6 @@ class Terminal:
             mode = os.fstat(self.stdin_fd).st_mode
         except OSError:
             return False
-        import stat
-
         return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
 
 
@@ -67,9 +61,7 @@ class SessionRequest:
     target: Target
     #: None opens an interactive shell; otherwise the command to run without a TTY.
     command: tuple[str, ...] | None = None
-    user: str | None = None
-    cap_add: tuple[str, ...] = ()
-    privileged: bool = False
+    options: DebugOptions = field(default_factory=DebugOptions)
     #: For exec: forward our stdin. None means "when stdin is a pipe or a file".
     stdin: bool | None = None
     #: Run the command in the sidecar itself, not in the target's root (dump, cp).
@@ -85,16 +77,7 @@ class SessionResult:
     notes: list[str] = field(default_factory=list)
 
 
-def new_session_id() -> str:
-    return secrets.token_hex(4)
-
-
-def owner_label() -> str:
-    """host:pid of this process, so 'cleanup' can tell a live session from a crashed one."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str) -> str:
+def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str, where: str) -> str:
     """The one line that tells the user what they are looking at."""
     head = f"distrodebug: {info.name}"
     if mode == "image":
@@ -103,37 +86,7 @@ def banner(info: TargetInfo, mode: Mode, priv: Privileges, image: str) -> str:
         head = f"distrodebug: node/{info.name}"
     else:
         head += f" ({info.image or info.image_id[:19]}, {info.status})"
-    side = f"sidecar {image} as {priv.describe()}: {priv.reason}"
-    if mode == "join":
-        where = (
-            "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
-            if priv.view == "chroot"
-            else f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
-        )
-    elif mode == "node":
-        where = "a debugging pod on the node; the host's root, where mounted, is at /host"
-    elif mode == "snapshot" and info.namespace:
-        where = (
-            "a copy of the pod with the app's command replaced so it stays up (its volumes, no "
-            "probes, no labels: no Service routes to it); deleted on exit unless --keep"
-        )
-    elif mode == "snapshot":
-        where = (
-            "this is a throwaway copy of its last filesystem (volumes read-only, no network); "
-            "changes are discarded on exit"
-        )
-    else:
-        where = "a throwaway container of the image (no network); changes are discarded on exit"
-    return f"{head} · {side} · {where}"
-
-
-def _labels(session_id: str, info: TargetInfo) -> dict[str, str]:
-    return sidecar.session_labels(
-        session_id=session_id,
-        target=info.name,
-        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        owner=owner_label(),
-    )
+    return f"{head} · sidecar {image} as {priv.describe()}: {priv.reason} · {where}"
 
 
 @contextlib.contextmanager
@@ -171,9 +124,7 @@ def plan(
     info = runtime.inspect(request.target)
     if info.note:
         ui.notice(f"distrodebug: {info.note}")
-    mode, priv = runtime.privileges(
-        info, user=request.user, cap_add=request.cap_add, privileged=request.privileged
-    )
+    mode, priv = runtime.privileges(info, request.options)
     if request.outside_target:
         priv = dataclasses.replace(priv, view="proc")
     image = runtime.ensure_image(settings.image, ui.notice)
@@ -188,8 +139,10 @@ def plan(
         command=request.command,
         tty=interactive,
         stdin=forward_stdin,
-        labels=_labels(new_session_id(), info),
-        reaper=image.labels.get(LABEL_REAPER),
+        labels=labels.session_labels(session_id=labels.new_session_id(), target=info.name),
+        annotations=labels.session_annotations(target=info.name),
+        reaper=image.labels.get(labels.REAPER),
+        options=request.options,
         term=os.environ.get("TERM", "xterm") if interactive else None,
     )
     return Plan(info, mode, priv, image.ref, spec, forward_stdin)
@@ -214,7 +167,7 @@ def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
 
 
 @contextlib.contextmanager
-def _started_replanning(
+def started_replanning(
     runtime: Runtime, chosen: Plan, replan: Callable[[], Plan]
 ) -> Iterator[tuple[Sidecar, Plan]]:
     """Start the sidecar; if the target changed state meanwhile (a crash loop), plan once more."""
@@ -228,14 +181,13 @@ def _started_replanning(
         yield started, chosen
 
 
-def _check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> None:
+def check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> None:
     if chosen.mode == "join" and runtime.target_state(chosen.info) != "running":
         name = chosen.info.name
         raise TargetNotDebuggable(
             f"'{name}' stopped or was removed while the session ran, which ended the sidecar "
             f"too (exit status {exit_code}).",
-            f"Run 'docker ps -a --filter name={name}' to see what happened to it; "
-            "'distrodebug shell' on a stopped container opens a copy of its last filesystem.",
+            runtime.gone_hint(chosen.info),
         )
 
 
@@ -256,12 +208,13 @@ def run(
         )
     chosen = plan(request, runtime, settings, ui, term)
     result = SessionResult(125, chosen.info, chosen.mode, chosen.privileges)
-    with _started_replanning(runtime, chosen, lambda: plan(request, runtime, settings, ui, term)) as (
+    with started_replanning(runtime, chosen, lambda: plan(request, runtime, settings, ui, term)) as (
         started,
         chosen,
     ):
         if interactive:
-            ui.notice(banner(chosen.info, chosen.mode, chosen.privileges, chosen.image))
+            where = runtime.where(chosen.mode, chosen.info, chosen.privileges)
+            ui.notice(banner(chosen.info, chosen.mode, chosen.privileges, chosen.image, where))
             _interactive(started, term)
         else:
             assert started.stream is not None
@@ -273,8 +226,8 @@ def run(
             )
         result.exit_code = started.wait()
     # Notes come after the cleanup too ("kept pod ..."), so read them once it is done.
-    result.notes.extend(getattr(started, "notes", []))
-    _check_target_survived(runtime, chosen, result.exit_code)
+    result.notes.extend(started.notes)
+    check_target_survived(runtime, chosen, result.exit_code)
     if chosen.mode != "join" and interactive:
         result.notes.append("the throwaway copy and everything changed in it were removed")
     return result

@@ -16,19 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distrodebug.errors import UsageError
+from distrodebug.model import DEFAULT_TIMEOUT
 
 DEFAULT_IMAGE = "distrodebug/busybox:1"
-DEFAULT_TIMEOUT = 120.0
-
-LABEL_TOOL = "io.distrodebug.tool"
-LABEL_SESSION = "io.distrodebug.session"
-LABEL_TARGET = "io.distrodebug.target"
-LABEL_CREATED = "io.distrodebug.created"
-LABEL_OWNER = "io.distrodebug.owner"
-LABEL_ROLE = "io.distrodebug.role"
-#: Set on an image that carries our subreaper; its value is the reaper's path in the image.
-LABEL_REAPER = "io.distrodebug.reaper"
-TOOL = "distrodebug"
 
 #: Docker's default detach keys (ctrl-p, ctrl-q) would swallow ^P; this sequence is rare in shells.
 DETACH_KEYS = "ctrl-],ctrl-]"

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from distrodebug import settings
-from distrodebug.model import Mode, Privileges, SidecarSpec, TargetInfo, is_root_user
+from distrodebug.model import DebugOptions, Mode, Privileges, SidecarSpec, TargetInfo, is_root_user
 
 SHELL = "/bin/sh"
 
@@ -117,6 +116,8 @@ def build_spec(
     stdin: bool,
     labels: Mapping[str, str],
     reaper: str | None,
+    annotations: Mapping[str, str] | None = None,
+    options: DebugOptions | None = None,
     term: str | None = None,
     tools_mount: str = "/.distrodebug",
 ) -> SidecarSpec:
@@ -141,6 +142,7 @@ def build_spec(
         mode=mode,
         target_id=info.id,
         labels=dict(labels),
+        annotations=dict(annotations or {}),
         env=env,
         user=privileges.user,
         cap_add=privileges.cap_add,
@@ -151,18 +153,5 @@ def build_spec(
         tools_mount=tools_mount,
         security_context=privileges.security_context,
         profile=privileges.profile,
+        options=options or DebugOptions(),
     )
-
-
-def session_labels(
-    *, session_id: str, target: str, created: str, owner: str, role: str = "sidecar"
-) -> dict[str, str]:
-    """Labels every object we create carries, so 'cleanup' and 'sessions' can find them."""
-    return {
-        settings.LABEL_TOOL: settings.TOOL,
-        settings.LABEL_SESSION: session_id,
-        settings.LABEL_TARGET: target,
-        settings.LABEL_CREATED: created,
-        settings.LABEL_OWNER: owner,
-        settings.LABEL_ROLE: role,
-    }

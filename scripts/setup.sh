@@ -34,5 +34,5 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd-distrodebug.log" >&2; exit 1; }
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -i "warning" || true
+python3 -m pip install -q --disable-pip-version-check -e ".[test,dev]" 2>&1 | grep -v -i "warning" || true
 python3 -c "import distrodebug, docker, pexpect" || { echo "setup: the package did not install" >&2; exit 1; }

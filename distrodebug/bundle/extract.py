@@ -16,8 +16,9 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from distrodebug.bundle.format import FS, MANIFEST, META, check_format, iter_bundle, open_bundle
 from distrodebug.bundle.tar.reader import Member, TarReader
@@ -41,6 +42,9 @@ class ExtractResult:
     altered: list[str] = field(default_factory=list)
     digest: str | None = None
     manifest_ok: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "refused": [{"name": n, "why": w} for n, w in self.refused]}
 
 
 class _Refused(Exception):

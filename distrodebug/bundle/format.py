@@ -54,7 +54,7 @@ import importlib
 import importlib.metadata
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -184,6 +184,9 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.manifest_ok and not (self.missing or self.extra or self.altered)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
 
 
 @dataclass

@@ -24,7 +24,7 @@ import secrets
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -104,6 +104,9 @@ class DumpResult:
     redactions: int
     warnings: list[str]
     seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def write_bundle(

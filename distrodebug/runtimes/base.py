@@ -1,11 +1,26 @@
-"""The protocols every runtime implements; the records that cross them live in distrodebug.model."""
+"""The protocols the core talks to; the records that cross them live in distrodebug.model.
+
+``Runtime`` is everything a debug session, a copy or a dump needs from an engine or a cluster;
+``Inventory`` lists and removes what distrodebug created there. The core never needs to know
+which runtime it has: when it would, a method belongs here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import BinaryIO, Protocol
 
-from distrodebug.model import ImageInfo, Mode, Privileges, SidecarSpec, TargetInfo
+from distrodebug.model import (
+    DebugOptions,
+    DumpMeta,
+    ImageInfo,
+    Mode,
+    OwnedObject,
+    Privileges,
+    SidecarSpec,
+    TargetInfo,
+)
 from distrodebug.target import Target
 
 
@@ -20,6 +35,10 @@ class Stream(Protocol):
         """Whatever arrived, as (channel, bytes) pairs; an empty list means end of stream."""
         ...
 
+    def readinto_stdout(self, view: memoryview, on_stderr: Callable[[bytes], None]) -> int:
+        """Read stdout into ``view`` (stderr goes to ``on_stderr``); 0 at the end of the stream."""
+        ...
+
     def pending(self) -> bool:
         """True when bytes are already buffered and select() would not see them."""
         ...
@@ -32,6 +51,8 @@ class Stream(Protocol):
 class Sidecar(Protocol):
     id: str
     name: str
+    #: Things to tell the user after the session ("kept pod ...", "debugger exited with 3").
+    notes: list[str]
 
     @property
     def stream(self) -> Stream | None: ...
@@ -46,6 +67,8 @@ class Sidecar(Protocol):
 class Runtime(Protocol):
     """One engine or cluster. The session drives it; it never prints."""
 
+    #: "docker" or "kubernetes", for bundles and messages.
+    kind: str
     #: Where the runtime talks to, for messages ("unix:///var/run/docker.sock").
     endpoint: str
 
@@ -53,9 +76,7 @@ class Runtime(Protocol):
 
     def ensure_image(self, ref: str, notice: Callable[[str], None]) -> ImageInfo: ...
 
-    def privileges(
-        self, info: TargetInfo, *, user: str | None, cap_add: tuple[str, ...], privileged: bool
-    ) -> tuple[Mode, Privileges]:
+    def privileges(self, info: TargetInfo, options: DebugOptions) -> tuple[Mode, Privileges]:
         """How to reach the target (join a running one, or a copy) and with what privilege."""
         ...
 
@@ -63,4 +84,42 @@ class Runtime(Protocol):
 
     def target_state(self, info: TargetInfo) -> str:
         """The target's status now ('running', 'exited', ... or 'removed')."""
+        ...
+
+    def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:
+        """For the banner: where the user is and what happens to it on exit."""
+        ...
+
+    def gone_hint(self, info: TargetInfo) -> str:
+        """What to run to find out what happened to a target that vanished mid-session."""
+        ...
+
+    def server_version(self) -> str: ...
+
+    def read_archive(self, info: TargetInfo, path: str) -> AbstractContextManager[BinaryIO]:
+        """A target that cannot be joined (stopped, an image): ``path`` as a tar stream."""
+        ...
+
+    def write_archive(self, info: TargetInfo, into: str, source: BinaryIO) -> None:
+        """A target that cannot be joined: unpack a tar stream into directory ``into``."""
+        ...
+
+    def is_dir(self, info: TargetInfo, path: str) -> bool:
+        """A target that cannot be joined: is ``path`` a directory in it?"""
+        ...
+
+    def dump_meta(self, info: TargetInfo) -> DumpMeta:
+        """Identity, runtime metadata, logs and declared environment for a dump bundle."""
+        ...
+
+
+class Inventory(Protocol):
+    """What distrodebug created on an engine or in a namespace: for `sessions` and `cleanup`."""
+
+    endpoint: str
+
+    def list_ours(self) -> list[OwnedObject]: ...
+
+    def remove_objects(self, objects: list[tuple[str, str]]) -> None:
+        """Remove (kind, id) pairs; ones already gone are fine."""
         ...

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pytest
 
-from distrodebug import settings
+from distrodebug import labels as ours_labels
 from tests.conftest import ours
 
 pytestmark = [pytest.mark.engine]
 
 
-def leftover(engine: Any, toolbox: str, owner: str) -> Any:
-    labels = {settings.LABEL_TOOL: settings.TOOL, settings.LABEL_SESSION: "dead0001",
-              settings.LABEL_TARGET: "web", settings.LABEL_CREATED: "2026-01-01T00:00:00Z",
-              settings.LABEL_OWNER: owner, "io.distrodebug.test": "1"}
+def leftover(engine: Any, toolbox: str, pid: str) -> Any:
+    labels = {ours_labels.TOOL_KEY: ours_labels.TOOL, ours_labels.SESSION: "dead0001",
+              ours_labels.TARGET: "web", ours_labels.CREATED: "20260101T000000Z",
+              ours_labels.OWNER_HOST: ours_labels.this_host(), ours_labels.OWNER_PID: pid,
+              "io.distrodebug.test": "1"}
     return engine.containers.create(toolbox, ["true"], labels=labels)
 
 
 def test_sessions_and_cleanup(dd: Any, engine: Any, toolbox: str) -> None:
-    host = socket.gethostname()
-    dead = leftover(engine, toolbox, f"{host}:999999999")
-    alive = leftover(engine, toolbox, f"{host}:1")  # pid 1 always runs: a live session
+    dead = leftover(engine, toolbox, "999999999")
+    alive = leftover(engine, toolbox, "1")  # pid 1 always runs: a live session
     try:
         listed = json.loads(dd("sessions", "--output", "json").out)
         by_id = {item["id"]: item for item in listed["items"]}
@@ -51,4 +50,4 @@ def test_demo(dd: Any, engine: Any, python_image: str) -> None:
     assert ":8080" in ran.out
     assert "hello" in ran.out.lower()
     assert "0 change(s)" in ran.out
-    assert not [c for c in ours(engine) if c.labels.get(settings.LABEL_ROLE) == "demo"]
+    assert not [c for c in ours(engine) if c.labels.get(ours_labels.ROLE) == "demo"]

@@ -23,7 +23,7 @@ def test_dump_running_target_with_volume(dd: Any, make_container: Any, python_im
                             volumes={str(host): {"bind": "/data", "mode": "ro"}})
     before = target.diff()
     bundle = tmp_path / "incident.tar.zst"
-    ran = dd("dump", target.name, "-o", str(bundle), "--path", "/app", "--path", "/data",
+    ran = dd("dump", target.name, "-f", str(bundle), "--path", "/app", "--path", "/data",
              "--path", "/etc/passwd")
     assert ran.code == 0, ran.err
     digest = ran.out.split()[0]
@@ -59,7 +59,7 @@ def test_tampered_bundle_fails_verify(dd: Any, make_container: Any, static_image
                                       tmp_path: Path) -> None:
     target = make_container(static_image)
     bundle = tmp_path / "b.tar"
-    assert dd("dump", target.name, "-o", str(bundle)).code == 0
+    assert dd("dump", target.name, "-f", str(bundle)).code == 0
     data = bytearray(bundle.read_bytes())
     with tarfile.open(bundle) as tar:
         app = tar.getmember("fs/app")
@@ -74,19 +74,19 @@ def test_dump_stopped_container_and_image(dd: Any, make_container: Any, static_i
     target = make_container(static_image)
     target.stop(timeout=2)
     bundle = tmp_path / "stopped.tar.gz"
-    ran = dd("dump", target.name, "-o", str(bundle))
+    ran = dd("dump", target.name, "-f", str(bundle))
     assert ran.code == 0, ran.err
     assert "archive API" in ran.err
     assert dd("verify", str(bundle)).code == 0
     image_bundle = tmp_path / "image.tar"
-    ran = dd("dump", "--image-target", static_image, "-o", str(image_bundle))
+    ran = dd("dump", "--image-target", static_image, "-f", str(image_bundle))
     assert ran.code == 0, ran.err
     with tarfile.open(image_bundle) as tar:
         assert "fs/app" in tar.getnames()
 
 
 def test_dump_errors_leave_no_partial_file(dd: Any, tmp_path: Path) -> None:
-    ran = dd("dump", "no-such-container-xyz", "-o", str(tmp_path / "x.tar"))
+    ran = dd("dump", "no-such-container-xyz", "-f", str(tmp_path / "x.tar"))
     assert ran.code == 125 and "Traceback" not in ran.err
     assert list(tmp_path.iterdir()) == []
     assert dd("verify", str(tmp_path / "missing.tar")).code != 0

@@ -27,7 +27,7 @@ from distrodebug.bundle.options import DumpOptions
 from distrodebug.bundle.procinfo import COLLECT_SCRIPT, parse_collect
 from distrodebug.bundle.script import fs_stream_script, parse_skip_lines
 from distrodebug.bundle.writer import DumpInfo, SkippedEntry, write_bundle
-from tests.unit.test_bundle import entries, read_manifest
+from tests.unit.bundle.test_format import entries, read_manifest
 
 pytestmark = pytest.mark.engine
 LABELS = {"io.distrodebug.test": "1"}

@@ -51,7 +51,7 @@ def test_cp_both_ways(k8s_double: Any, python_pod: str, toolbox: str, tmp_path: 
 
 def test_dump_pod(k8s_double: Any, python_pod: str, toolbox: str, tmp_path: Path) -> None:
     bundle = tmp_path / "pod.tar.zst"
-    ran = run_dd(k8s_double, toolbox, "dump", "pod/web", "-o", str(bundle), "--path", "/app",
+    ran = run_dd(k8s_double, toolbox, "dump", "pod/web", "-f", str(bundle), "--path", "/app",
                  "--path", "/etc/passwd")
     assert ran.returncode == 0, ran.stderr
     assert run_dd(k8s_double, toolbox, "verify", str(bundle)).returncode == 0

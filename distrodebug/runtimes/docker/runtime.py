@@ -17,6 +17,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from distrodebug import labels as ours
 from distrodebug import privileges as profiles
 from distrodebug import settings
 from distrodebug.errors import (
@@ -30,9 +31,18 @@ from distrodebug.errors import (
     SidecarFailed,
     TargetChanged,
 )
-from distrodebug.model import ImageInfo, Mode, Privileges, SidecarSpec, TargetInfo
+from distrodebug.model import (
+    DebugOptions,
+    DumpMeta,
+    ImageInfo,
+    Mode,
+    OwnedObject,
+    Privileges,
+    SidecarSpec,
+    TargetInfo,
+)
 from distrodebug.runtimes.docker.spec import container_kwargs, info_from_inspect, path_of
-from distrodebug.runtimes.docker.stream import DockerStream, _ChunkReader
+from distrodebug.runtimes.docker.stream import ChunkReader, DockerStream
 from distrodebug.target import Target
 
 __all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect", "translate"]
@@ -100,6 +110,7 @@ class DockerSidecar:
         self.id = container_id
         self.name = name
         self.stream: DockerStream | None = None
+        self.notes: list[str] = []
         #: Extra objects to remove with the sidecar: ("image", id) or ("volume", name).
         self.extras: list[tuple[str, str]] = []
 
@@ -125,7 +136,9 @@ class DockerSidecar:
 
 
 class DockerRuntime:
-    """The Docker engine the docker CLI would talk to."""
+    """The Docker engine the docker CLI would talk to; implements Runtime and Inventory."""
+
+    kind = "docker"
 
     def __init__(self, endpoint: str | None = None) -> None:
         base_url, tls = (endpoint, None) if endpoint else _endpoint_from_env()
@@ -194,13 +207,50 @@ class DockerRuntime:
             raw=data,
         )
 
-    def privileges(
-        self, info: TargetInfo, *, user: str | None, cap_add: tuple[str, ...], privileged: bool
-    ) -> tuple[Mode, Privileges]:
+    def privileges(self, info: TargetInfo, options: DebugOptions) -> tuple[Mode, Privileges]:
         mode = profiles.choose_mode(info)
         if mode == "join":
-            return mode, profiles.choose_docker(info, user=user, cap_add=cap_add, privileged=privileged)
-        return mode, profiles.choose_copy(user=user, cap_add=cap_add)
+            return mode, profiles.choose_docker(info, user=options.user, cap_add=options.cap_add,
+                                                privileged=options.privileged)
+        return mode, profiles.choose_copy(user=options.user, cap_add=options.cap_add)
+
+    def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:
+        if mode == "snapshot":
+            return ("this is a throwaway copy of its last filesystem (volumes read-only, no "
+                    "network); changes are discarded on exit")
+        if mode == "image":
+            return "a throwaway container of the image (no network); changes are discarded on exit"
+        if privileges.view == "chroot":
+            return "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
+        return f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
+
+    def gone_hint(self, info: TargetInfo) -> str:
+        return (f"Run 'docker ps -a --filter id={info.id[:12]}' to see what happened to it; "
+                "'distrodebug shell' on a stopped container opens a copy of its last filesystem.")
+
+    def dump_meta(self, info: TargetInfo) -> DumpMeta:
+        """docker inspect, recent logs, the declared environment and the changes against the image."""
+        raw = info.raw
+        members: dict[str, Any] = {"inspect.json": dict(raw)}
+        changes: dict[str, str] | None = None
+        if info.status != "image":
+            members["logs.txt"] = self.logs(info.id)
+            kinds = {"A": "added", "C": "changed", "D": "deleted"}
+            changes = {}
+            for line in self.changes(info.id):
+                kind, _, path = line.partition(" ")
+                changes[path.lstrip("/")] = kinds.get(kind, "changed")
+        members["environment.json"] = list((raw.get("Config") or {}).get("Env") or [])
+        identity = {
+            "runtime": "docker",
+            "container_id": None if info.status == "image" else info.id,
+            "container_name": None if info.status == "image" else info.name,
+            "status": info.status, "image": info.image, "image_id": info.image_id,
+            "repo_digests": list(info.repo_digests), "entrypoint": list(info.entrypoint),
+            "cmd": list(info.cmd), "user": info.user, "labels": dict(info.labels),
+            "created": raw.get("Created"),
+        }
+        return DumpMeta(identity=identity, members=members, changes=changes)
 
     def server_version(self) -> str:
         with translate(self.endpoint, "reading the engine version"):
@@ -262,7 +312,7 @@ class DockerRuntime:
 
     # -- sidecars ------------------------------------------------------------------------------
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
-        name = f"distrodebug-{spec.labels[settings.LABEL_SESSION]}"
+        name = f"distrodebug-{spec.labels[ours.SESSION]}"
         sidecar = DockerSidecar(self, "", name)
         try:
             with translate(self.endpoint, "starting the sidecar"):
@@ -302,7 +352,7 @@ class DockerRuntime:
 
     def _prepare_copy(self, spec: SidecarSpec, info: TargetInfo, sidecar: DockerSidecar) -> str:
         """Snapshot the stopped target (or use the image) and fill a tools volume."""
-        labels = dict(spec.labels)
+        labels = {**spec.labels, **spec.annotations}
         volume = f"{sidecar.name}-tools"
         self.api.create_volume(name=volume, labels=labels)
         sidecar.extras.append(("volume", volume))
@@ -319,7 +369,7 @@ class DockerRuntime:
             self.api.remove_container(filler["Id"], force=True)
         if spec.mode == "image":
             return info.image_id
-        repo = f"distrodebug-snapshot-{spec.labels[settings.LABEL_SESSION]}"
+        repo = f"distrodebug-snapshot-{spec.labels[ours.SESSION]}"
         image = self.api.commit(info.id, repository=repo, tag="latest", conf={"Labels": labels},
                                 pause=False)
         sidecar.extras.append(("image", image["Id"]))
@@ -345,20 +395,19 @@ class DockerRuntime:
                     ) from None
 
     # -- our leftovers -------------------------------------------------------------------------
-    def list_ours(self) -> list[dict[str, Any]]:
+    def list_ours(self) -> list[OwnedObject]:
         """Every container, image and volume carrying our tool label."""
-        tool = f"{settings.LABEL_TOOL}={settings.TOOL}"
-        found: list[dict[str, Any]] = []
+        tool = ours.selector()
+        found: list[OwnedObject] = []
         with translate(self.endpoint, "listing our containers"):
             for c in self.api.containers(all=True, filters={"label": tool}):
-                found.append({"kind": "container", "id": c["Id"], "name": c["Names"][0].lstrip("/"),
-                              "state": c["State"], "labels": c.get("Labels") or {}})
+                found.append(OwnedObject("container", c["Id"], c["Names"][0].lstrip("/"), c["State"],
+                                         c.get("Labels") or {}))
             for i in self.api.images(filters={"label": tool}):
-                found.append({"kind": "image", "id": i["Id"], "name": (i.get("RepoTags") or ["-"])[0],
-                              "state": "", "labels": i.get("Labels") or {}})
+                found.append(OwnedObject("image", i["Id"], (i.get("RepoTags") or ["-"])[0], "",
+                                         i.get("Labels") or {}))
             for v in (self.api.volumes(filters={"label": tool}) or {}).get("Volumes") or []:
-                found.append({"kind": "volume", "id": v["Name"], "name": v["Name"], "state": "",
-                              "labels": v.get("Labels") or {}})
+                found.append(OwnedObject("volume", v["Name"], v["Name"], "", v.get("Labels") or {}))
         return found
 
     def run_container(self, image: str, *, name: str, labels: Mapping[str, str],
@@ -389,33 +438,31 @@ class DockerRuntime:
         return bytes(data).decode("utf-8", "replace")
 
     @contextlib.contextmanager
-    def archive(self, info: TargetInfo, labels: Mapping[str, str]) -> Iterator[Any]:
-        """The target's filesystem from the engine's archive API, volumes included.
+    def read_archive(self, info: TargetInfo, path: str) -> Iterator[BinaryIO]:
+        """``path`` of a stopped container or an image as a tar stream (the engine's archive API).
 
-        For a plain image, a container is created (never started) to read it from.
+        Volumes and bind mounts are included. For a plain image, a container is created (never
+        started) to read it from, and removed afterwards.
         """
         created = None
-        with translate(self.endpoint, f"reading the filesystem of '{info.name}'"):
+        with translate(self.endpoint, f"reading '{path}' from '{info.name}'"):
             if info.status == "image":
-                created = self.api.create_container(info.image_id, labels=dict(labels),
+                labels = {**ours.session_labels(session_id=ours.new_session_id(), target=info.name,
+                                                role="archive"),
+                          **ours.session_annotations(target=info.name)}
+                created = self.api.create_container(info.image_id, labels=labels,
                                                     entrypoint=["/"], command=[])["Id"]
             try:
-                stream, _ = self.api.get_archive(created or info.id, "/", chunk_size=1 << 20)
-                yield _ChunkReader(stream)
+                try:
+                    stream, _ = self.api.get_archive(created or info.id, path, chunk_size=1 << 20)
+                except docker.errors.NotFound:
+                    raise NoSuchTarget(f"'{path}' does not exist in {info.name}.", "") from None
+                yield io.BufferedReader(ChunkReader(stream), buffer_size=1 << 20)
             finally:
                 if created:
                     self.remove_objects([("container", created)])
 
-    def archive_path(self, info: TargetInfo, path: str) -> Any:
-        """A stopped container's file or directory as a tar stream (the engine's archive API)."""
-        with translate(self.endpoint, f"reading '{path}' from '{info.name}'"):
-            try:
-                stream, _ = self.api.get_archive(info.id, path, chunk_size=1 << 20)
-            except docker.errors.NotFound:
-                raise NoSuchTarget(f"'{path}' does not exist in {info.name}.", "") from None
-        return io.BufferedReader(_ChunkReader(stream), buffer_size=1 << 20)
-
-    def put_archive(self, info: TargetInfo, into: str, source: BinaryIO) -> None:
+    def write_archive(self, info: TargetInfo, into: str, source: BinaryIO) -> None:
         """Unpack a tar stream into a directory of a stopped container (the archive API)."""
         with translate(self.endpoint, f"writing into '{into}' of '{info.name}'"):
             try:

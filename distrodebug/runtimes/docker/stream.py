@@ -124,7 +124,7 @@ class DockerStream:
             self._sock.close()
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """An iterator of byte chunks as a readable file."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:

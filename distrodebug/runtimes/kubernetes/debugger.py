@@ -10,15 +10,13 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kubernetes import watch
-
-from distrodebug import settings
 from distrodebug.errors import SidecarFailed, TargetNotDebuggable
 from distrodebug.model import SidecarSpec, TargetInfo
 from distrodebug.runtimes.kubernetes import errors as kubeerrors
 from distrodebug.runtimes.kubernetes import pods as kubepods
+from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.profiles import KubeChoice
 from distrodebug.runtimes.kubernetes.spec import (
     all_names,
@@ -28,9 +26,6 @@ from distrodebug.runtimes.kubernetes.spec import (
     long_script_on_stdin,
 )
 from distrodebug.runtimes.kubernetes.stream import WebSocketStream, connect, exit_code_from_status
-
-if TYPE_CHECKING:
-    from distrodebug.runtimes.kubernetes.runtime import KubernetesRuntime
 
 #: Waiting reasons the kubelet will not get out of by itself in the time we wait.
 FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
@@ -44,16 +39,21 @@ EXPIRY = timedelta(hours=2)
 class KubeSidecar:
     """A debugger container and the stream attached to it; `remove` deletes pods we created."""
 
-    def __init__(self, runtime: KubernetesRuntime, pod: str, name: str, exec_mode: bool,
-                 created_pod: bool = False) -> None:
-        self._runtime = runtime
+    def __init__(self, kube: KubeClient, pod: str, name: str, exec_mode: bool,
+                 created_pod: bool = False, keep: bool = False) -> None:
+        self._kube = kube
         self.pod = pod
         self.name = name
-        self.id = f"{runtime.namespace}/{pod}/{name}"
+        self.id = f"{kube.namespace}/{pod}/{name}"
         self._stream: WebSocketStream | None = None
         self.exec_mode = exec_mode
         self.created_pod = created_pod
+        self.keep = keep
         self.notes: list[str] = []
+
+    def attach(self, stream: WebSocketStream) -> None:
+        """The stream to the debugger's process, once connected."""
+        self._stream = stream
 
     @property
     def stream(self) -> WebSocketStream | None:
@@ -70,7 +70,7 @@ class KubeSidecar:
         deadline = time.monotonic() + 10
         time.sleep(0.3)  # the kubelet reports the exit a moment after the stream closes
         while time.monotonic() < deadline:
-            pod = self._runtime.read_pod(self.pod)
+            pod = self._kube.read_pod(self.pod)
             state = (container_status(pod, self.name) or {}).get("state") or {}
             if state.get("terminated"):
                 code = int(state["terminated"].get("exitCode", 0))
@@ -81,7 +81,7 @@ class KubeSidecar:
             time.sleep(0.2)
         self.notes.append(
             f"the debugger {self.name} is still running: reattach with 'kubectl attach "
-            f"{self.pod} -c {self.name} -i -t -n {self._runtime.namespace}'")
+            f"{self.pod} -c {self.name} -i -t -n {self._kube.namespace}'")
         return 0
 
     def remove(self) -> None:
@@ -90,20 +90,21 @@ class KubeSidecar:
             self._stream.close_write()
             self._stream.close()
         if self.created_pod:
-            if self._runtime.keep:
+            if self.keep:
                 self.notes.append(f"kept pod {self.pod}; delete it with 'kubectl delete pod "
-                                  f"{self.pod} -n {self._runtime.namespace}' or 'distrodebug cleanup "
+                                  f"{self.pod} -n {self._kube.namespace}' or 'distrodebug cleanup "
                                   "--kubernetes'")
             else:
-                self._runtime.delete_pod(self.pod)
+                self._kube.delete_pod(self.pod)
 
 
-def start(runtime: KubernetesRuntime, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
+def start(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
+    """An ephemeral debugger (join), a copy of the pod (snapshot) or a node pod (node)."""
     if spec.mode == "snapshot":
-        return _start_pod(runtime, spec, info, _copy_manifest(runtime, spec, info))
+        return _start_pod(kube, spec, info, _copy_manifest(spec, info))
     if spec.mode == "node":
-        return _start_pod(runtime, spec, info, _node_manifest(runtime, spec, info))
-    return _start_ephemeral(runtime, spec, info)
+        return _start_pod(kube, spec, info, _node_manifest(spec, info))
+    return _start_ephemeral(kube, spec, info)
 
 
 def _expiry() -> str:
@@ -115,18 +116,18 @@ def _choice(spec: SidecarSpec) -> KubeChoice:
     return KubeChoice(spec.profile or "auto", ctx or None, "chroot", "")
 
 
-def _copy_manifest(runtime: KubernetesRuntime, spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
+def _copy_manifest(spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
     name = f"{info.name[:40]}-debug-{debugger_name(set()).rsplit('-', 1)[-1]}"
     return kubepods.pod_copy(
         info.raw, info.container, name=name, debug_image=spec.image, choice=_choice(spec),
         env={**spec.env, "DD_GO": "1"}, argv=spec.argv, labels=spec.labels, expires=_expiry(),
-        set_image=runtime.set_image, tty=spec.tty, stdin=True)
+        set_image=dict(spec.options.set_image) or None, tty=spec.tty, stdin=True)
 
 
-def _node_manifest(runtime: KubernetesRuntime, spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
+def _node_manifest(spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
     manifest = kubepods.node_pod(
         info.name, name=kubepods.node_pod_name(info.name), debug_image=spec.image,
-        profile=runtime.profile, argv=spec.argv, env={**spec.env, "DD_GO": "1"}, labels=spec.labels,
+        profile=spec.options.profile, argv=spec.argv, env={**spec.env, "DD_GO": "1"}, labels=spec.labels,
         tty=spec.tty, stdin=True)
     manifest["metadata"].setdefault("annotations", {})[kubepods.ANNOTATION_EXPIRES] = _expiry()
     container = manifest["spec"]["containers"][0]
@@ -137,26 +138,29 @@ def _node_manifest(runtime: KubernetesRuntime, spec: SidecarSpec, info: TargetIn
     return manifest
 
 
-def _start_pod(runtime: KubernetesRuntime, spec: SidecarSpec, info: TargetInfo,
+def _start_pod(kube: KubeClient, spec: SidecarSpec, info: TargetInfo,
                manifest: dict[str, Any]) -> KubeSidecar:
     """Create a pod of ours (copy or node pod), wait for its debugger, attach to it."""
     pod_name = manifest["metadata"]["name"]
     container = info.container if spec.mode == "snapshot" else manifest["spec"]["containers"][0]["name"]
-    created = runtime.create_pod(manifest)
-    sidecar = KubeSidecar(runtime, pod_name, container, exec_mode=False, created_pod=True)
+    created = kube.create_pod(manifest)
+    sidecar = KubeSidecar(kube, pod_name, container, exec_mode=False, created_pod=True,
+                          keep=spec.options.keep)
     try:
-        wait_running(runtime, pod_name, container, created["metadata"]["resourceVersion"])
-        base = f"/api/v1/namespaces/{runtime.namespace}/pods/{pod_name}"
+        wait_running(kube, pod_name, container, created["metadata"]["resourceVersion"],
+                     spec.options.timeout)
+        base = kube.pods_path(pod_name)
         query = [("container", container), ("stdin", "true"), ("stdout", "true")]
         query += [("tty", "true")] if spec.tty else [("stderr", "true")]
-        with runtime.calls(f"attaching to {container} in {pod_name}", pod_name):
-            sidecar._stream = connect(runtime.configuration, f"{base}/attach", query)
+        with kube.calls(f"attaching to {container} in {pod_name}", pod_name):
+            stream = connect(kube.configuration, f"{base}/attach", query)
+            sidecar.attach(stream)
             if not spec.tty:
                 # The entry script waits for this line (DD_GO) so no output is lost before we
                 # attached; the interactive session sends its own.
-                sidecar._stream.send(b"\n")
+                stream.send(b"\n")
                 if not spec.stdin:
-                    sidecar._stream.close_write()
+                    stream.close_write()
     except BaseException:
         sidecar.remove()
         raise
@@ -178,10 +182,11 @@ def _reusable(pod: Mapping[str, Any], spec: SidecarSpec) -> str | None:
     return None
 
 
-def _start_ephemeral(runtime: KubernetesRuntime, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
+def _start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
     exec_mode = not spec.tty
+    reuse = spec.options.reuse
     pod = info.raw
-    name = _reusable(pod, spec) if (exec_mode or runtime.reuse) else None
+    name = _reusable(pod, spec) if (exec_mode or reuse) else None
     if name is None:
         name = debugger_name(all_names(pod))
         body_spec = spec
@@ -190,10 +195,11 @@ def _start_ephemeral(runtime: KubernetesRuntime, spec: SidecarSpec, info: Target
             body_spec = dataclasses.replace(spec, argv=(*idle, "sleep", str(IDLE_SECONDS)),
                                             stdin=False)
         body = ephemeral_container(body_spec, name, info.container, spec.security_context)
-        patched = runtime.add_ephemeral(info.name, body)
-        wait_running(runtime, info.name, name, patched["metadata"]["resourceVersion"])
-    sidecar = KubeSidecar(runtime, info.name, name, exec_mode or runtime.reuse)
-    base = f"/api/v1/namespaces/{runtime.namespace}/pods/{info.name}"
+        patched = kube.add_ephemeral(info.name, body)
+        wait_running(kube, info.name, name, patched["metadata"]["resourceVersion"],
+                     spec.options.timeout)
+    sidecar = KubeSidecar(kube, info.name, name, exec_mode or reuse)
+    base = kube.pods_path(info.name)
     preamble = b""
     if sidecar.exec_mode:
         argv, preamble = long_script_on_stdin(spec.argv[1 if spec.argv[0].endswith("reaper") else 0:],
@@ -206,35 +212,33 @@ def _start_ephemeral(runtime: KubernetesRuntime, spec: SidecarSpec, info: Target
     else:
         query = [("container", name), ("stdin", "true"), ("stdout", "true"), ("tty", "true")]
         path = f"{base}/attach"
-    with runtime.calls(f"attaching to {name}", info.name):
-        sidecar._stream = connect(runtime.configuration, path, query)
+    with kube.calls(f"attaching to {name}", info.name):
+        stream = connect(kube.configuration, path, query)
+        sidecar.attach(stream)
         if preamble:
-            sidecar._stream.send(preamble)
+            stream.send(preamble)
     return sidecar
 
 
-def wait_running(runtime: KubernetesRuntime, pod: str, name: str, resource_version: str) -> None:
-    """Until container ``name`` of ``pod`` runs (or ran), bounded by the runtime's timeout."""
-    deadline = time.monotonic() + runtime.timeout
-    stream = watch.Watch()
-    with runtime.calls(f"waiting for {name}", pod):
+def wait_running(kube: KubeClient, pod: str, name: str, resource_version: str,
+                 timeout: float) -> None:
+    """Until container ``name`` of ``pod`` runs (or ran), bounded by ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    with kube.calls(f"waiting for {name}", pod):
         while time.monotonic() < deadline:
-            for event in stream.stream(
-                runtime.core.list_namespaced_pod, runtime.namespace,
-                field_selector=f"metadata.name={pod}", resource_version=resource_version,
-                timeout_seconds=max(1, int(deadline - time.monotonic())),
-                _request_timeout=runtime.timeout + 5,
-            ):
-                obj = runtime.api.sanitize_for_serialization(event["object"])
-                resource_version = obj["metadata"]["resourceVersion"]
-                if event["type"] == "DELETED":
+            for event in kube.watch_pod(pod, resource_version, deadline - time.monotonic()):
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    resource_version = ""  # too old: start over from the current state
+                    break
+                resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
+                if event.get("type") == "DELETED":
                     raise TargetNotDebuggable(f"Pod '{pod}' was deleted while we waited.", "")
-                if _ready(obj, name, runtime.namespace):
-                    stream.stop()
+                if event.get("type") != "BOOKMARK" and _ready(obj, name, kube.namespace):
                     return
     raise SidecarFailed(
-        f"The debug container {name} did not start within {runtime.timeout:.0f} seconds.",
-        f"See 'kubectl describe pod {pod} -n {runtime.namespace}'; raise the wait with --timeout.",
+        f"The debug container {name} did not start within {timeout:.0f} seconds.",
+        f"See 'kubectl describe pod {pod} -n {kube.namespace}'; raise the wait with --timeout.",
     )
 
 
@@ -259,4 +263,4 @@ def _ready(pod: Mapping[str, Any], name: str, namespace: str) -> bool:
     return False
 
 
-__all__ = ["IDLE_SECONDS", "KubeSidecar", "settings", "start", "wait_running"]
+__all__ = ["IDLE_SECONDS", "KubeSidecar", "start", "wait_running"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from distrodebug.model import STDERR, STDOUT
@@ -43,6 +44,7 @@ class WebSocketStream:
         headers = {k.lower(): v for k, v in (ws.getheaders() or {}).items()}
         self.protocol = ws.getsubprotocol() or headers.get("sec-websocket-protocol", "")
         self.status: dict[str, Any] | None = None
+        self._stdout = bytearray()
 
     def fileno(self) -> int:
         return int(self._ws.sock.fileno())
@@ -77,6 +79,21 @@ class WebSocketStream:
         if channel == STDERR_CH:
             return [(STDERR, payload)]
         return [(STDOUT, payload)] if channel == STDOUT_CH else [(STDOUT, b"")]
+
+    def readinto_stdout(self, view: memoryview, on_stderr: Callable[[bytes], None]) -> int:
+        while not self._stdout:
+            frames = self.recv()
+            if not frames:
+                return 0
+            for channel, data in frames:
+                if channel == STDERR:
+                    on_stderr(data)
+                else:
+                    self._stdout += data
+        size = min(len(view), len(self._stdout))
+        view[:size] = self._stdout[:size]
+        del self._stdout[:size]
+        return size
 
     def close_write(self) -> None:
         # Only v5 can say "stdin ended"; on v4 the remote side sees EOF when we disconnect.

@@ -14,7 +14,7 @@ from distrodebug.bundle.format import verify_bundle
 from distrodebug.bundle.options import DumpOptions
 from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.errors import BundleError
-from tests.unit.test_bundle import SAMPLE, tar_bytes
+from tests.unit.bundle.test_format import SAMPLE, tar_bytes
 
 Edit = Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from distrodebug.bundle.report import render_html, summarize_bundle
-from tests.unit.test_report import EVIL, _bundle
+from tests.unit.bundle.test_report import EVIL, _bundle
 
 
 class _Elements(HTMLParser):

@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
+from distrodebug import labels, sidecar
 from distrodebug import privileges as profiles
-from distrodebug import sidecar
 from distrodebug.model import TargetInfo
-from distrodebug.runtimes.docker.runtime import container_kwargs, info_from_inspect
+from distrodebug.runtimes.docker.spec import container_kwargs, info_from_inspect
 
-LABELS = sidecar.session_labels(session_id="abcd1234", target="web", created="T", owner="h:1")
+LABELS = labels.session_labels(session_id="abcd1234", target="web")
 
 
 def info(user: str = "", **kw: object) -> TargetInfo:

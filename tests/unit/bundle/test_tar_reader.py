@@ -24,8 +24,8 @@ from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.capture import SidecarOutput
 from distrodebug.errors import BundleError
 from distrodebug.model import STDERR, STDOUT
-from distrodebug.runtimes.docker.runtime import DockerStream
-from tests.unit.test_bundle import entries, framed, read_manifest, tar_bytes
+from distrodebug.runtimes.docker.stream import DockerStream
+from tests.unit.bundle.test_format import entries, framed, read_manifest, tar_bytes
 
 # -- Docker's attach stream ------------------------------------------------------------------------
 
@@ -101,14 +101,25 @@ def test_attach_stream_with_tty_is_not_framed() -> None:
     assert bytes(got) == data
 
 
-class _FramesOnly:
-    """A runtime stream with recv() only (the Kubernetes one): the generic path."""
+class _Frames:
+    """What websocket-client hands the Kubernetes stream: one channel byte and a payload a frame."""
 
     def __init__(self, frames: list[tuple[int, bytes]]) -> None:
         self._frames = frames
 
-    def recv(self) -> list[tuple[int, bytes]]:
-        return [self._frames.pop(0)] if self._frames else []
+    def recv_data(self, control_frame: bool = False) -> tuple[int, bytes]:
+        import websocket
+
+        if not self._frames:
+            return websocket.ABNF.OPCODE_CLOSE, b""
+        channel, payload = self._frames.pop(0)
+        return websocket.ABNF.OPCODE_BINARY, bytes([channel]) + payload
+
+    def getheaders(self) -> dict[str, str]:
+        return {"Sec-WebSocket-Protocol": "v5.channel.k8s.io"}
+
+    def getsubprotocol(self) -> str | None:
+        return None
 
 
 @pytest.mark.parametrize("direct", [True, False])
@@ -118,8 +129,12 @@ def test_sidecar_output_is_a_file_of_stdout(direct: bool) -> None:
     if direct:
         stream: Any = DockerStream(_Socket(muxed, 3, 6000), tty=False)
     else:
-        stream = _FramesOnly([(STDOUT, out[i : i + 5000]) for i in range(0, len(out), 5000)])
-        stream._frames.insert(1, (STDERR, err))
+        from distrodebug.runtimes.kubernetes.stream import WebSocketStream
+
+        frames = [(STDOUT, out[i : i + 5000]) for i in range(0, len(out), 5000)]
+        frames.insert(1, (STDERR, err))
+        frames.insert(2, (3, b'{"metadata":{},"status":"Success"}'))
+        stream = WebSocketStream(_Frames(frames))
     output = SidecarOutput(stream, seen.append)
     reader = io.BufferedReader(output, buffer_size=64 << 10)
     assert reader.read() == out

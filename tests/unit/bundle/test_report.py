@@ -13,7 +13,7 @@ from distrodebug.bundle.options import DumpOptions
 from distrodebug.bundle.report import LARGEST, render_html, summarize_bundle
 from distrodebug.bundle.writer import DumpInfo, write_bundle
 from distrodebug.errors import BundleError
-from tests.unit.test_bundle import Spec, tar_bytes
+from tests.unit.bundle.test_format import Spec, tar_bytes
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

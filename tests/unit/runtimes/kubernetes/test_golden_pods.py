@@ -55,7 +55,7 @@ from distrodebug.runtimes.kubernetes.pods import (
 )
 from distrodebug.sidecar import entry_argv
 
-REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "kubectl"
+REFERENCE = Path(__file__).resolve().parents[3] / "reference" / "kubectl"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
                                      reason="the shared kubectl captures are not here")
 
@@ -442,7 +442,7 @@ def test_node_pod_unknown_profile_is_refused() -> None:
 
 
 def test_node_pod_names() -> None:
-    from distrodebug.runtimes.kubernetes.runtime import NAME_ALPHABET
+    from distrodebug.runtimes.kubernetes.spec import NAME_ALPHABET
 
     assert kubepods.NAME_ALPHABET == NAME_ALPHABET
     name = node_pod_name("node-1", random.Random(3))

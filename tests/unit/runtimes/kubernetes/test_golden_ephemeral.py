@@ -17,9 +17,9 @@ import pytest
 
 from distrodebug.model import SidecarSpec
 from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
-from distrodebug.runtimes.kubernetes.runtime import NAME_ALPHABET, debugger_name, ephemeral_container
+from distrodebug.runtimes.kubernetes.spec import NAME_ALPHABET, debugger_name, ephemeral_container
 
-REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "kubectl"
+REFERENCE = Path(__file__).resolve().parents[3] / "reference" / "kubectl"
 DELIBERATE = {"name", "command", "env"}
 
 

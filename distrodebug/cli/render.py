@@ -1,0 +1,93 @@
+"""How results look: one function per result for the terminal; JSON comes from ``to_json()``.
+
+Data (command output, JSON, digests) goes to stdout; messages and tables for people to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from distrodebug.bundle.extract import ExtractResult
+from distrodebug.bundle.format import VerifyResult
+from distrodebug.bundle.report import Summary
+from distrodebug.bundle.writer import DumpResult
+from distrodebug.cleanup import Item
+from distrodebug.cli import console
+from distrodebug.doctor import Report
+
+
+def dump(result: DumpResult) -> None:
+    for warning in result.warnings:
+        console.notice(f"distrodebug: warning: {warning}")
+    console.notice(
+        f"wrote {result.path}: {result.files} files, {result.content_bytes} bytes of content, "
+        f"{result.skipped} skipped, {result.redactions} values redacted, "
+        f"{result.bundle_bytes} bytes on disk in {result.seconds:.1f}s"
+    )
+    sys.stdout.write(f"sha256:{result.digest}  {result.path}\n")
+
+
+def verify(result: VerifyResult) -> None:
+    for name in result.missing:
+        console.notice(f"missing  {name}")
+    for name in result.extra:
+        console.notice(f"extra    {name}")
+    for altered in result.altered:
+        console.notice(f"altered  {altered.name}: {altered.what}")
+    if not result.manifest_ok:
+        console.notice(f"manifest: {result.manifest_error or 'unreadable'}")
+    verdict = "OK" if result.ok else "MISMATCH"
+    sys.stdout.write(f"{verdict} sha256:{result.digest}  {result.checked} entries checked\n")
+
+
+def extract(result: ExtractResult) -> None:
+    for name, why in result.refused:
+        console.notice(f"refused  {name}: {why}")
+    for name in result.altered:
+        console.notice(f"altered  {name}")
+    console.notice(
+        f"extracted {result.files} files, {result.dirs} directories, {result.symlinks} symlinks "
+        f"into {result.dest}"
+    )
+
+
+def report(summary: Summary) -> None:
+    target = summary.target
+    console.notice(f"bundle sha256:{summary.digest} ({summary.format}, {summary.created})")
+    console.table("target", ["FIELD", "VALUE"], [(k, target.get(k)) for k in (
+        "container_name", "container_id", "pod", "namespace", "image", "image_id", "status", "user")
+        if k in target])
+    console.table("changed files", ["CHANGE", "PATH", "SIZE"],
+                  [(r.change, r.path, r.size) for r in summary.changed[:50]])
+    console.table("largest files", ["SIZE", "PATH"], [(r.size, r.path) for r in summary.largest])
+    console.table("processes", ["PID", "PPID", "UID", "COMMAND"], [
+        (p.get("pid"), p.get("ppid"), (p.get("uid") or [None])[0] if isinstance(p.get("uid"), list)
+         else p.get("uid"), " ".join(p.get("cmdline") or []) or p.get("name"))
+        for p in summary.processes])
+    console.table("listening sockets", ["PROTO", "ADDRESS", "PROCESSES"], [
+        (s.get("proto"), f"{s.get('local_address')}:{s.get('local_port')}",
+         ", ".join(f"{p.get('pid')}/{p.get('name')}" for p in s.get("processes") or []))
+        for s in summary.listening])
+    if summary.skipped:
+        console.table("skipped", ["PATH", "REASON"], [(r.path, r.reason) for r in summary.skipped[:50]])
+
+
+def doctor(result: Report) -> None:
+    console.table(f"distrodebug doctor: {result.runtime} at {result.endpoint}",
+                  ["CHECK", "RESULT", "DETAIL"],
+                  [(c.name, "ok" if c.ok else ("FAIL" if c.required else "warn"), c.detail)
+                   for c in result.checks])
+    if result.prediction:
+        sys.stdout.write(f"\nprediction: {result.prediction}\n")
+    sys.stdout.write(f"\n{'debugging should work' if result.ok else 'debugging cannot work'}\n")
+
+
+def sessions(items: Sequence[Item]) -> None:
+    rows = [(i.kind, i.name, i.target, i.session, i.created, "live" if i.alive else "leftover")
+            for i in items]
+    if not rows:
+        console.notice("No distrodebug sessions or leftovers.")
+        return
+    console.table("distrodebug objects", ["KIND", "NAME", "TARGET", "SESSION", "CREATED", "STATUS"],
+                  rows)
