@@ -118,6 +118,7 @@ def no_leftovers(engine: Any) -> Iterator[None]:
     the same time on the same engine (another test run, a benchmark) are not this test's leaks.
     """
     from distrodebug import cleanup as leftovers
+    from distrodebug.model import OwnedObject
 
     def dead() -> set[str]:
         found = []
@@ -125,7 +126,7 @@ def no_leftovers(engine: Any) -> Iterator[None]:
             for obj in ours(engine, kind):
                 labels = (obj.attrs.get("Config") or {}).get("Labels") if kind == "images" else None
                 labels = labels or getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
-                found.append({"kind": kind, "id": obj.id, "name": obj.id, "labels": labels})
+                found.append(OwnedObject(kind, obj.id, obj.id, "", labels))
         return {item.id for item in leftovers.classify(found) if not item.alive}
 
     before = dead()
