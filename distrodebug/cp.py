@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from distrodebug import capture, session
+from distrodebug import capture, session, sidecar
 from distrodebug.errors import DistrodebugError, UsageError
 from distrodebug.model import TargetInfo
 from distrodebug.runtimes.base import Runtime
@@ -177,7 +177,7 @@ def _request(target: Target, script: str, args: list[str], stdin: bool) -> sessi
 
 def _in_sidecar(request: session.SessionRequest, pid: int) -> session.SessionRequest:
     assert request.command is not None
-    return dataclasses.replace(request, command=("env", f"DD_PID={pid}", *request.command))
+    return dataclasses.replace(request, command=sidecar.with_target_pid(pid, request.command))
 
 
 def copy_from(src: Endpoint, dest: Path, runtime: Runtime, settings: Settings, ui: session.UI) -> int:

@@ -48,6 +48,9 @@ class TargetInfo:
     container: str = ""
     namespace: str = ""
     note: str = ""
+    #: The runtime's ID of the target container (containerd's on Kubernetes): the sidecar finds
+    #: the target's processes by it when PID 1 is not the target (shared PID namespaces, hostPID).
+    container_id: str = ""
 
     @property
     def running(self) -> bool:
@@ -147,6 +150,26 @@ class DebugOptions:
     #: Kubernetes copy: container name (or "*") -> image.
     set_image: Mapping[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
+    #: Kubernetes, as kubectl debug's flags of the same names.
+    env: tuple[tuple[str, str], ...] = ()
+    quiet: bool = False
+    #: False: start the debugger and print how to attach, like kubectl's --attach=false.
+    attach: bool = True
+    same_node: bool = False
+    #: None: the profile decides (copies always share processes unless told otherwise).
+    share_processes: bool | None = None
+    keep_labels: bool = False
+    keep_annotations: bool = False
+    keep_liveness: bool = False
+    keep_readiness: bool = False
+    keep_startup: bool = False
+    keep_init_containers: bool = True
+    #: Delete the original pod once its copy exists (kubectl's --replace).
+    replace: bool = False
+    #: A partial container spec merged into the debug container (kubectl's --custom).
+    custom: Mapping[str, Any] | None = None
+    #: Copies: mount the volumes the copy shares with the original read-write (default: read-only).
+    writable_volumes: bool = False
 
     @property
     def wants_copy(self) -> bool:

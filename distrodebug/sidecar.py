@@ -27,8 +27,33 @@ if [ $# -eq 0 ] || [ "$DD_GO" = 1 ]; then
 fi
 """
 
+# Sets DD_PID to the target's main process. Where the runtime told us the target container's ID
+# (DD_CID: Kubernetes), PID 1 may be someone else: pause with shareProcessNamespace, the node's
+# init with hostPID. The target's processes are the ones whose cgroup path holds its ID; the
+# lowest PID among them is its main process. No match is refused rather than guessed: a chroot
+# into the wrong root would show (or, for cp, write) another container's or the node's files.
+FIND_TARGET = r"""
+if [ -n "$DD_CID" ]; then
+  DD_PID=
+  for f in /proc/[0-9]*/cgroup; do
+    while read -r line; do
+      case "$line" in *"$DD_CID"*)
+        p=${f#/proc/}; p=${p%/cgroup}
+        if [ -z "$DD_PID" ] || [ "$p" -lt "$DD_PID" ]; then DD_PID=$p; fi
+        break ;;
+      esac
+    done < "$f" 2>/dev/null
+  done
+  if [ -z "$DD_PID" ]; then
+    echo "distrodebug: no process of the target container (${DD_CID%"${DD_CID#????????????}"}) is visible from the debugger; it may have just restarted, or the runtime did not share its PID namespace" >&2
+    exit 125
+  fi
+fi
+export DD_PID
+"""
+
 # $1.. is the command to run; none means an interactive shell.
-_JOIN_SCRIPT = _WAIT_FOR_CLIENT + r"""
+_JOIN_SCRIPT = _WAIT_FOR_CLIENT + FIND_TARGET + r"""
 # Our own pid without dollar-dollar, which Kubernetes rewrites in env and command values.
 read -r P _ < /proc/self/stat
 T=/proc/$P/root
@@ -45,7 +70,7 @@ else
   export DISTRODEBUG_ROOT="$R" DISTRODEBUG_TOOLS=/
   cd "$R$DD_WORKDIR" 2>/dev/null || cd "$R" 2>/dev/null || cd /
   S=$DD_SH
-  unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
+  unset DD_SCRIPT DD_INNER DD_PID DD_CID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
   if [ $# -eq 0 ]; then "$S" -i; else "$@"; fi
   rc=$?
 fi
@@ -55,7 +80,7 @@ exit $rc
 # Runs inside the chroot; $DISTRODEBUG_TOOLS leads back to the sidecar's own files.
 _INNER_SCRIPT = r"""
 cd "$DD_WORKDIR" 2>/dev/null || cd /
-unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
+unset DD_SCRIPT DD_INNER DD_PID DD_CID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
 [ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/bin/sh" -i
 exec "$@"
 """
@@ -65,7 +90,7 @@ _COPY_SCRIPT = r"""
 export PATH="$DD_TOOLS:$DD_TARGET_PATH" DISTRODEBUG_TOOLS="$DD_TOOLS" DISTRODEBUG_ROOT=/
 """ + _WAIT_FOR_CLIENT + r"""
 cd "$DD_WORKDIR" 2>/dev/null || cd /
-unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
+unset DD_SCRIPT DD_INNER DD_PID DD_CID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
 [ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/sh" -i
 exec "$@"
 """
@@ -75,10 +100,19 @@ exec "$@"
 _NODE_SCRIPT = _WAIT_FOR_CLIENT + r"""
 export DISTRODEBUG_ROOT=/host DISTRODEBUG_TOOLS=/
 [ -d /host ] && cd /host
-unset DD_SCRIPT DD_INNER DD_PID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
+unset DD_SCRIPT DD_INNER DD_PID DD_CID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
 [ $# -eq 0 ] && exec /bin/sh -i
 exec "$@"
 """
+
+def with_target_pid(pid: int, argv: Sequence[str]) -> tuple[str, ...]:
+    """``argv`` run in the sidecar with DD_PID set to the target's main process.
+
+    ``pid`` is what the runtime knows (1, or the host PID of a ``--pid=host`` target); with a
+    container ID in the sidecar's environment the process is looked up instead (FIND_TARGET).
+    """
+    return ("sh", "-c", f'DD_PID=$1; shift; {FIND_TARGET}\nexec "$@"', "distrodebug", str(pid), *argv)
+
 
 # The scripts travel in the environment so that `ps` in the session shows one short line for us.
 _EVAL = 'eval "$DD_SCRIPT"'
@@ -126,6 +160,7 @@ def build_spec(
         "DD_SCRIPT": {"join": _JOIN_SCRIPT, "node": _NODE_SCRIPT}.get(mode, _COPY_SCRIPT),
         "DD_INNER": _INNER_SCRIPT,
         "DD_PID": str(info.pid),
+        "DD_CID": info.container_id,
         "DD_VIEW": privileges.view,
         "DD_SH": SHELL,
         "DD_TARGET_PATH": info.path,

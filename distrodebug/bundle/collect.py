@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from distrodebug import capture, session
+from distrodebug import capture, session, sidecar
 from distrodebug.bundle import procinfo
 from distrodebug.bundle import script as dumpscript
 from distrodebug.bundle.options import DumpOptions, SkippedEntry
@@ -44,7 +44,7 @@ class _SkipCollector:
 
 
 def _in_sidecar(pid: int, script: str) -> tuple[str, ...]:
-    return ("env", f"DD_PID={pid}", "sh", "-c", script)
+    return sidecar.with_target_pid(pid, ("sh", "-c", script))
 
 
 def dump(
