@@ -81,6 +81,12 @@ exit $rc
 _INNER_SCRIPT = r"""
 cd "$DD_WORKDIR" 2>/dev/null || cd /
 unset DD_SCRIPT DD_INNER DD_PID DD_CID DD_VIEW DD_SH DD_TARGET_PATH DD_WORKDIR DD_TOOLS DD_GO
+# busybox sh runs its applets before anything on PATH: a toolbox's real tool of the same name
+# (ip, nc; toolbox/layout.py) is called by its path, and the interactive shell aliases them.
+B=$DISTRODEBUG_TOOLS/usr/local/bin
+[ -f "$DISTRODEBUG_TOOLS/etc/distrodebug.rc" ] && export ENV="$DISTRODEBUG_TOOLS/etc/distrodebug.rc"
+if [ $# -gt 0 ] && [ -x "$B/$1" ]; then B=$B/$1; shift; set -- "$B" "$@"; fi
+unset B
 [ $# -eq 0 ] && exec "$DISTRODEBUG_TOOLS/bin/sh" -i
 exec "$@"
 """

@@ -310,6 +310,19 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return None
 
+    def tag_image(self, image: str, ref: str) -> None:
+        """Point `ref` at `image` too (toolboxes are built under a content tag)."""
+        repo, _, tag = ref.rpartition(":")
+        with translate(self.endpoint, f"tagging {ref}"):
+            self.api.tag(image, repo, tag, force=True)
+
+    def images_labelled(self, label: str) -> list[tuple[ImageInfo, int]]:
+        """Images carrying `label` (a key or key=value), each with its size in bytes."""
+        with translate(self.endpoint, "listing images"):
+            found = self.api.images(filters={"label": label})
+        return [(ImageInfo(ref=",".join(i.get("RepoTags") or []), id=i["Id"],
+                           labels=i.get("Labels") or {}), int(i.get("Size") or 0)) for i in found]
+
     # -- sidecars ------------------------------------------------------------------------------
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
         name = f"distrodebug-{spec.labels[ours.SESSION]}"
