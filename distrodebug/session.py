@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from distrodebug import labels, sidecar, terminal
+from distrodebug import labels, privileges, sidecar, terminal
 from distrodebug.errors import (
     Interrupted,
     SidecarFailed,
@@ -66,6 +66,8 @@ class SessionRequest:
     stdin: bool | None = None
     #: Run the command in the sidecar itself, not in the target's root (dump, cp).
     outside_target: bool = False
+    #: "read" or "write" for cp and dump: the sidecar keeps only what that job needs.
+    job: privileges.Job = "session"
 
 
 @dataclass
@@ -127,6 +129,7 @@ def plan(
     mode, priv = runtime.privileges(info, request.options)
     if request.outside_target:
         priv = dataclasses.replace(priv, view="proc")
+    priv = privileges.for_job(priv, info, request.job)
     image = runtime.ensure_image(settings.image, ui.notice)
     forward_stdin = interactive or (
         request.stdin if request.stdin is not None else term.stdin_has_data()
@@ -201,7 +204,7 @@ def run(
     """Run one shell or exec session against the target and return its outcome."""
     term = term or Terminal()
     interactive = request.command is None
-    if interactive and not term.stdin_is_tty():
+    if interactive and request.options.attach and not term.stdin_is_tty():
         raise UsageError(
             "'shell' needs a terminal on stdin, and stdin is not one.",
             "Use 'distrodebug exec TARGET -- COMMAND' to run a command from a script or a pipe.",
@@ -212,7 +215,9 @@ def run(
         started,
         chosen,
     ):
-        if interactive:
+        if not request.options.attach:
+            pass  # the runtime started it and says, in its notes, how to attach
+        elif interactive:
             where = runtime.where(chosen.mode, chosen.info, chosen.privileges)
             ui.notice(banner(chosen.info, chosen.mode, chosen.privileges, chosen.image, where))
             _interactive(started, term)
@@ -228,7 +233,7 @@ def run(
     # Notes come after the cleanup too ("kept pod ..."), so read them once it is done.
     result.notes.extend(started.notes)
     check_target_survived(runtime, chosen, result.exit_code)
-    if chosen.mode != "join" and interactive:
+    if chosen.mode != "join" and interactive and request.options.attach and not request.options.keep:
         result.notes.append("the throwaway copy and everything changed in it were removed")
     return result
 

@@ -18,11 +18,12 @@ SHELL = "/bin/sh"
 _WAIT_FOR_CLIENT = r"""
 # An interactive shell waits for one line from the client before it starts, so its first prompt
 # is written to an attached client (Kubernetes attaches only after the container started). No
-# client within a minute: end, rather than leave a debugger nobody can remove. DD_GO=1 asks for
+# client within a minute (DD_WAIT: --attach=false asks for longer): end, rather than leave a
+# debugger nobody can remove. DD_GO=1 asks for
 # the same wait before a command (Kubernetes pods we create, attached after they start).
 if [ $# -eq 0 ] || [ "$DD_GO" = 1 ]; then
   stty -echo 2>/dev/null
-  read -r -t 60 _ || exit 0
+  read -r -t "${DD_WAIT:-60}" _ || exit 0
   stty echo 2>/dev/null
 fi
 """
@@ -45,7 +46,9 @@ if [ -n "$DD_CID" ]; then
     done < "$f" 2>/dev/null
   done
   if [ -z "$DD_PID" ]; then
-    echo "distrodebug: no process of the target container (${DD_CID%"${DD_CID#????????????}"}) is visible from the debugger; it may have just restarted, or the runtime did not share its PID namespace" >&2
+    echo "distrodebug: no process of the target container (${DD_CID%"${DD_CID#????????????}"})" \
+      "is visible from the debugger; it may have just restarted, or the runtime did not" \
+      "share its PID namespace with the debugger" >&2
     exit 125
   fi
 fi
@@ -194,5 +197,8 @@ def build_spec(
         tools_mount=tools_mount,
         security_context=privileges.security_context,
         profile=privileges.profile,
+        cap_drop=privileges.cap_drop,
+        no_new_privileges=privileges.no_new_privileges,
+        pids_limit=privileges.pids_limit,
         options=options or DebugOptions(),
     )

@@ -21,6 +21,7 @@ from distrodebug.cli.options import (
     ImageOpt,
     ImageTargetOpt,
     KeepOpt,
+    KubectlFlags,
     NamespaceOpt,
     OutputOpt,
     PrivOpt,
@@ -30,10 +31,13 @@ from distrodebug.cli.options import (
     TimeoutOpt,
     UserOpt,
     debug_options,
+    kubectl_flags,
+    pflag_booleans,
     resolve,
     size,
     wants_json,
 )
+from distrodebug.cli.tools import WithOpt, forward, image_with, toolbox_app
 from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 from distrodebug.model import DebugOptions
 from distrodebug.settings import load_settings
@@ -51,12 +55,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-toolbox_app = typer.Typer(help="Build or inspect the default debug image.", no_args_is_help=True)
 app.add_typer(toolbox_app, name="toolbox")
+app.command(name="forward")(forward)
 
 class _UI:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
     def notice(self, text: str) -> None:
-        console.notice(text)
+        if not self.quiet:
+            console.notice(text)
 
 
 def _session(target: Target, command: tuple[str, ...] | None, image: str | None,
@@ -66,17 +74,21 @@ def _session(target: Target, command: tuple[str, ...] | None, image: str | None,
 
     request = session.SessionRequest(target=target, command=command, options=options, stdin=stdin)
     settings = load_settings(image, options.timeout)
-    result = session.run(request, open_runtime(target, context), settings, _UI())
+    ui = _UI(options.quiet)
+    result = session.run(request, open_runtime(target, context), settings, ui)
     for note in result.notes:
-        console.notice(f"distrodebug: {note}")
+        # How to attach is the answer to --attach=false, not a message that --quiet silences.
+        (console.notice if not options.attach else ui.notice)(f"distrodebug: {note}")
     return result.exit_code
 
 
 @app.command()
+@kubectl_flags
 def shell(
     target: Annotated[str | None, typer.Argument(help="Container name or ID, docker://NAME.")] = None,
     image_target: ImageTargetOpt = None,
     image: ImageOpt = None,
+    with_: WithOpt = None,
     user: UserOpt = None,
     cap_add: CapOpt = None,
     privileged: PrivOpt = False,
@@ -89,21 +101,25 @@ def shell(
     copy: CopyOpt = False,
     keep: KeepOpt = False,
     set_image: SetImageOpt = None,
+    kubectl: KubectlFlags | None = None,
 ) -> None:
     """Open an interactive shell beside the target, in its root view, with debug tools on PATH."""
     resolved = resolve(target, image_target, container, namespace)
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, reuse=reuse, copy=copy, keep=keep, set_image=set_image,
-                            timeout=timeout)
-    raise typer.Exit(_session(resolved, None, image, options, True, context))
+                            timeout=timeout, kubectl=kubectl)
+    raise typer.Exit(_session(resolved, None, image_with(resolved, with_, image), options, True,
+                              context))
 
 
 @app.command(name="exec")
+@kubectl_flags
 def exec_(
     target: Annotated[str, typer.Argument(help="Container name or ID (or --image-target).")],
     command: Annotated[list[str] | None, typer.Argument(help="The command after --.")] = None,
     image_target: ImageTargetOpt = None,
     image: ImageOpt = None,
+    with_: WithOpt = None,
     user: UserOpt = None,
     cap_add: CapOpt = None,
     privileged: PrivOpt = False,
@@ -119,6 +135,7 @@ def exec_(
     copy: CopyOpt = False,
     keep: KeepOpt = False,
     set_image: SetImageOpt = None,
+    kubectl: KubectlFlags | None = None,
 ) -> None:
     """Run one command beside the target without a TTY; its exit status becomes ours."""
     words = list(command or [])
@@ -133,8 +150,10 @@ def exec_(
     if not words:
         raise UsageError("No command was given.", "Example: 'distrodebug exec web -- ps'.")
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
-                            profile=profile, copy=copy, keep=keep, set_image=set_image, timeout=timeout)
-    raise typer.Exit(_session(resolved, tuple(words), image, options, stdin, context))
+                            profile=profile, copy=copy, keep=keep, set_image=set_image, timeout=timeout,
+                            kubectl=kubectl)
+    raise typer.Exit(_session(resolved, tuple(words), image_with(resolved, with_, image), options,
+                              stdin, context))
 
 
 @app.command()
@@ -308,7 +327,7 @@ def cp(
         count = copy.copy_from(src, Path(dst.path), runtime, settings, _UI())
         console.notice(f"copied {count} entries from {source} to {dst.path}")
     else:
-        copy.copy_to(Path(src.path), dst, runtime, settings, _UI(), uid=user)
+        copy.copy_to(src.path, dst, runtime, settings, _UI(), uid=user)
         console.notice(f"copied {src.path} to {destination}")
 
 
@@ -402,21 +421,6 @@ def cleanup(
         console.notice("Nothing to clean up.")
 
 
-@toolbox_app.command("build")
-def toolbox_build(
-    tag: Annotated[str | None, typer.Option("--tag", help="Image reference to create.")] = None,
-) -> None:
-    """Build the default busybox toolbox offline from this machine's static busybox."""
-    from distrodebug import toolbox as images
-    from distrodebug.runtimes import docker_runtime
-
-    runtime = docker_runtime()
-    ref = tag or images.TOOLBOX_REF
-    console.notice(f"building {ref} from a static busybox ...")
-    image_id = images.build_toolbox(runtime.import_image, ref)
-    console.notice(f"built {ref} ({image_id[:19]})")
-
-
 @app.command()
 def version() -> None:
     """Print distrodebug's version."""
@@ -432,7 +436,10 @@ def _fail(code: int, paragraph: str) -> NoReturn:
 
 #: exec's options that take no value; every other option of exec takes one.
 _EXEC_FLAGS = {"--privileged", "--stdin", "--no-stdin", "-i", "--copy", "--keep", "--reuse", "-h",
-               "--help"}
+               "--help", "--quiet", "-q", "--attach", "--no-attach", "--same-node",
+               "--share-processes", "--no-share-processes", "--keep-labels", "--keep-annotations",
+               "--keep-liveness", "--keep-readiness", "--keep-startup", "--keep-init-containers",
+               "--no-keep-init-containers", "--replace", "--writable-volumes"}
 
 
 def _split_exec_command(args: list[str]) -> list[str]:
@@ -459,7 +466,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     debug = "--debug" in ours
     if debug:
         args.remove("--debug")
-    args = _split_exec_command(args)
+    args = _split_exec_command(pflag_booleans(args))
     prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
     try:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)

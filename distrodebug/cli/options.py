@@ -7,7 +7,11 @@ anything is sent.
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Annotated, Any
 
 import typer
 
@@ -97,25 +101,42 @@ def resolve(target: str | None, image_target: str | None, container: str | None,
 def debug_options(target: Target, *, user: str | None = None, cap_add: list[str] | None = None,
                   privileged: bool = False, context: str | None = None, profile: str = "auto",
                   reuse: bool = False, copy: bool = False, keep: bool = False,
-                  set_image: list[str] | None = None, timeout: float | None = None) -> DebugOptions:
+                  set_image: list[str] | None = None, timeout: float | None = None,
+                  kubectl: KubectlFlags | None = None) -> DebugOptions:
     """The session's options, checked against the runtime the target lives on."""
     images = set_images(set_image)
+    flags = kubectl or KubectlFlags()
     if profile not in PROFILES:
         raise UsageError(f"--profile '{profile}' is not a profile.", f"Use one of {', '.join(PROFILES)}.")
     if target.runtime != "kubernetes":
         used = [flag for flag, on in (("--context", context is not None), ("--profile", profile != "auto"),
                                       ("--reuse", reuse), ("--copy", copy), ("--keep", keep),
-                                      ("--set-image", bool(images))) if on]
+                                      ("--set-image", bool(images))) if on] + flags.used()
         if used:
             raise UsageError(
                 f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to Kubernetes targets, "
                 f"and '{target}' is a Docker {'image' if target.kind == 'image' else 'container'}.",
                 f"Write pod/{target.name} to debug a pod.",
             )
+    copy_only = [f for f in ("--same-node", "--share-processes", "--keep-labels",
+                             "--keep-annotations", "--keep-liveness", "--keep-readiness",
+                             "--keep-startup", "--keep-init-containers", "--replace",
+                             "--writable-volumes")
+                 if f in flags.used()]
+    if copy_only and not (copy or images):
+        raise UsageError(f"{', '.join(copy_only)} appl{'ies' if len(copy_only) == 1 else 'y'} to "
+                         "copies of a pod.", "Add --copy (or --set-image).")
     return DebugOptions(
         user=user, cap_add=tuple(cap_add or ()), privileged=privileged, profile=profile,
         reuse=reuse, copy=copy, keep=keep, set_image=images,
         timeout=load_settings(None, timeout).timeout,
+        env=env_pairs(flags.env), quiet=flags.quiet, attach=flags.attach,
+        same_node=flags.same_node, share_processes=flags.share_processes,
+        keep_labels=flags.keep_labels, keep_annotations=flags.keep_annotations,
+        keep_liveness=flags.keep_liveness, keep_readiness=flags.keep_readiness,
+        keep_startup=flags.keep_startup, keep_init_containers=flags.keep_init_containers,
+        replace=flags.replace, custom=read_custom(flags.custom),
+        writable_volumes=flags.writable_volumes,
     )
 
 
@@ -128,3 +149,128 @@ def size(text: str) -> int:
         return int(float(number[: len(number) - len(unit)]) * units[unit])
     except ValueError:
         raise UsageError(f"'{text}' is not a size.", "Use a number with K, M or G, e.g. 512M.") from None
+
+
+@dataclass(frozen=True)
+class KubectlFlags:
+    """kubectl debug's flags of the same names, for pod targets."""
+
+    env: list[str] | None = None
+    quiet: bool = False
+    attach: bool = True
+    same_node: bool = False
+    share_processes: bool | None = None
+    keep_labels: bool = False
+    keep_annotations: bool = False
+    keep_liveness: bool = False
+    keep_readiness: bool = False
+    keep_startup: bool = False
+    keep_init_containers: bool = True
+    replace: bool = False
+    custom: str | None = None
+    writable_volumes: bool = False
+
+    def used(self) -> list[str]:
+        """The flags given a value other than their default, as the user typed them."""
+        return [f"--{f.name.replace('_', '-')}" for f in fields(self)
+                if getattr(self, f.name) != f.default]
+
+
+def _flag(name: str, default: object, annotation: object) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)
+
+
+_KUBECTL_PARAMETERS = [
+    _flag("env", None, Annotated[list[str] | None, typer.Option(
+        "--env", help="Kubernetes: NAME=VALUE in the debugger's environment (repeatable).")]),
+    _flag("quiet", False, Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Kubernetes: no informational messages.")]),
+    _flag("attach", True, Annotated[bool, typer.Option(
+        "--attach/--no-attach", help="Kubernetes: attach to the debugger (--attach=false: start it "
+        "and print how to attach).")]),
+    _flag("same_node", False, Annotated[bool, typer.Option(
+        "--same-node", help="Kubernetes copy: schedule the copy on the original's node.")]),
+    _flag("share_processes", None, Annotated[bool | None, typer.Option(
+        "--share-processes/--no-share-processes", help="Kubernetes copy: one PID namespace for "
+        "its containers (default: on).")]),
+    *(_flag(f"keep_{what}", False, Annotated[bool, typer.Option(
+        f"--keep-{what}", help=f"Kubernetes copy: keep the pod's {words}.")])
+      for what, words in (("labels", "labels"), ("annotations", "annotations"),
+                          ("liveness", "liveness probes"), ("readiness", "readiness probes"),
+                          ("startup", "startup probes"))),
+    _flag("keep_init_containers", True, Annotated[bool, typer.Option(
+        "--keep-init-containers/--no-keep-init-containers",
+        help="Kubernetes copy: run the pod's init containers (default: yes).")]),
+    _flag("replace", False, Annotated[bool, typer.Option(
+        "--replace", help="Kubernetes copy: delete the original pod once the copy runs.")]),
+    _flag("custom", None, Annotated[str | None, typer.Option(
+        "--custom", help="Kubernetes: a JSON or YAML file with a partial container spec merged "
+        "into the debugger.")]),
+    _flag("writable_volumes", False, Annotated[bool, typer.Option(
+        "--writable-volumes", help="Kubernetes copy: mount the volumes it shares with the "
+        "original read-write (default: read-only).")]),
+]
+#: Boolean flags kubectl writes as --NAME=false; click spells those --no-NAME.
+PFLAG_BOOLEANS = ("attach", "share-processes", "keep-init-containers")
+
+
+def kubectl_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Add kubectl debug's flags to a command; it receives them as ``kubectl: KubectlFlags``."""
+    signature = inspect.signature(command, eval_str=True)  # typer reads the objects, not strings
+    own = [p for p in signature.parameters.values() if p.name != "kubectl"]
+
+    @functools.wraps(command)
+    def with_flags(*args: object, **kwargs: object) -> None:
+        given = {p.name: kwargs.pop(p.name) for p in _KUBECTL_PARAMETERS}
+        command(*args, kubectl=KubectlFlags(**given), **kwargs)  # type: ignore[arg-type]
+
+    with_flags.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own, *_KUBECTL_PARAMETERS])
+    return with_flags
+
+
+def pflag_booleans(args: list[str]) -> list[str]:
+    """kubectl's ``--attach=false`` and ``--attach=true`` in click's spelling."""
+    out: list[str] = []
+    for i, word in enumerate(args):
+        if word == "--":
+            return [*out, *args[i:]]  # the rest is the user's command, never ours
+        name, sep, value = word.partition("=")
+        if sep and name.startswith("--") and name[2:] in PFLAG_BOOLEANS and value in ("true", "false"):
+            word = name if value == "true" else f"--no-{name[2:]}"
+        out.append(word)
+    return out
+
+
+def read_custom(path: str | None) -> dict[str, Any] | None:
+    """kubectl's --custom file: a partial container spec in JSON or YAML."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise UsageError(f"--custom '{path}' cannot be read: {exc.strerror}.",
+                         "Give a JSON or YAML file with a partial container spec.") from None
+    try:
+        import yaml  # the kubernetes client depends on PyYAML; YAML is a superset of JSON
+
+        parsed = yaml.safe_load(text)
+    except Exception as exc:
+        raise UsageError(f"--custom '{path}' is not JSON or YAML: {exc}.",
+                         'Example: {"securityContext": {"runAsUser": 65532}}.') from None
+    if not isinstance(parsed, dict):
+        raise UsageError(f"--custom '{path}' does not hold a container spec (a mapping).",
+                         'Example: {"securityContext": {"runAsUser": 65532}}.')
+    return parsed
+
+
+def env_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env '{item}' is not NAME=VALUE.", "Example: --env DEBUG=1.")
+        pairs.append((name, value))
+    return tuple(pairs)

@@ -1,7 +1,11 @@
 """The debugger's life on Kubernetes: an ephemeral container, a copy of the pod, or a node pod.
 
-Created, waited for with a bounded watch (fatal kubelet states end the wait at once), attached
-or exec'd over WebSocket, and, for the pods we create, deleted when the session ends.
+Created, waited for with a bounded watch (states the kubelet will not leave end the wait at
+once, with its reason), attached or exec'd over WebSocket, and, for the pods we create, deleted
+when the session ends. Ephemeral containers can never be removed, so the exec debugger is
+shared: later `exec`, `cp` and `dump` calls made for the same request (same image, privileges,
+target container and scripts) reuse it, it exits by itself after a spell without any exec in
+it, and a pod never gets more than :data:`MAX_DEBUGGERS` of ours.
 """
 
 from __future__ import annotations
@@ -12,28 +16,56 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from distrodebug.errors import SidecarFailed, TargetNotDebuggable
+from distrodebug.errors import DistrodebugError, SidecarFailed, TargetNotDebuggable, UsageError
 from distrodebug.model import SidecarSpec, TargetInfo
 from distrodebug.runtimes.kubernetes import errors as kubeerrors
 from distrodebug.runtimes.kubernetes import pods as kubepods
 from distrodebug.runtimes.kubernetes.client import KubeClient
-from distrodebug.runtimes.kubernetes.profiles import KubeChoice
+from distrodebug.runtimes.kubernetes.profiles import PROFILE_CONTEXT, KubeChoice
 from distrodebug.runtimes.kubernetes.spec import (
     all_names,
     container_status,
     debugger_name,
+    env_value,
     ephemeral_container,
     long_script_on_stdin,
+    merge_custom,
+    request_hash,
 )
-from distrodebug.runtimes.kubernetes.stream import WebSocketStream, connect, exit_code_from_status
+from distrodebug.runtimes.kubernetes.stream import V5, WebSocketStream, connect, exit_code_from_status
 
 #: Waiting reasons the kubelet will not get out of by itself in the time we wait.
 FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                  "InvalidImageName", "CreateContainerError", "RunContainerError", "ErrImageNeverPull"}
-#: How long an exec debugger idles, waiting for more `exec` calls to reuse it, before it exits.
+#: An exec debugger exits after this many seconds in which nothing ran in it.
 IDLE_SECONDS = 600
+#: Ephemeral containers stay in the pod object forever; we add at most this many to one pod.
+MAX_DEBUGGERS = 16
 #: How long a pod copy or node pod may live before `cleanup` deletes it, if a session crashed.
 EXPIRY = timedelta(hours=2)
+#: How long a debugger started with --attach=false waits for someone to attach.
+DETACHED_WAIT = 3600
+
+# The exec debugger's own process: it waits while anything else runs in its container (the
+# commands exec'd into it share its cgroup) and exits after DD_IDLE seconds with nothing. No
+# command substitution and no $$ (Kubernetes rewrites $$ in commands); reads only, no forks but
+# sleep, so the scan itself never looks like activity.
+IDLE_SCRIPT = r"""
+read -r me _ _ parent _ < /proc/self/stat
+read -r mine < /proc/self/cgroup
+idle=0
+while [ "$idle" -lt "${DD_IDLE:-600}" ]; do
+  sleep 5
+  busy=
+  for f in /proc/[0-9]*/cgroup; do
+    p=${f#/proc/}; p=${p%/cgroup}
+    case "$p" in "$me"|"$parent") continue ;; esac
+    read -r line < "$f" 2>/dev/null || continue
+    if [ "$line" = "$mine" ]; then busy=1; break; fi
+  done
+  if [ -n "$busy" ]; then idle=0; else idle=$((idle + 5)); fi
+done
+"""
 
 
 class KubeSidecar:
@@ -64,9 +96,10 @@ class KubeSidecar:
             self._stream.resize(rows, cols)
 
     def wait(self) -> int:
+        if self._stream is None:
+            return 0  # started without attaching (--attach=false)
         if self.exec_mode:
-            code = exit_code_from_status(self._stream.status if self._stream else None)
-            return 125 if code is None else code
+            return self._exec_status(self._stream.status)
         deadline = time.monotonic() + 10
         time.sleep(0.3)  # the kubelet reports the exit a moment after the stream closes
         while time.monotonic() < deadline:
@@ -84,18 +117,45 @@ class KubeSidecar:
             f"{self.pod} -c {self.name} -i -t -n {self._kube.namespace}'")
         return 0
 
+    def _exec_status(self, status: Mapping[str, Any] | None) -> int:
+        """The command's exit code; a status without one is the kubelet failing to run it."""
+        code = exit_code_from_status(dict(status) if status else None)
+        if code is not None:
+            return code
+        message = str((status or {}).get("message") or "").strip()
+        if status is None:
+            raise SidecarFailed(
+                f"The stream to the debugger {self.name} in pod {self.pod} ended without an exit "
+                "status: the connection broke or the debugger stopped.",
+                f"See 'kubectl describe pod {self.pod} -n {self._kube.namespace}' and run the "
+                "command again.")
+        not_running = "not running" in message or "not found" in message
+        raise SidecarFailed(
+            f"The kubelet could not run the command in {self.name} of pod {self.pod}: "
+            f"{message or status.get('reason') or 'no reason given'}.",
+            "The idle debugger had just exited; run the command again for a fresh one."
+            if not_running else
+            f"See 'kubectl describe pod {self.pod} -n {self._kube.namespace}'.")
+
     def remove(self) -> None:
         # Ephemeral containers cannot be removed; closing the stream ends a stdinOnce debugger.
         if self._stream is not None:
             self._stream.close_write()
             self._stream.close()
-        if self.created_pod:
-            if self.keep:
-                self.notes.append(f"kept pod {self.pod}; delete it with 'kubectl delete pod "
-                                  f"{self.pod} -n {self._kube.namespace}' or 'distrodebug cleanup "
-                                  "--kubernetes'")
-            else:
-                self._kube.delete_pod(self.pod)
+        if not self.created_pod:
+            return
+        if self.keep:
+            self.notes.append(f"kept pod {self.pod}; delete it with 'kubectl delete pod "
+                              f"{self.pod} -n {self._kube.namespace}' or 'distrodebug cleanup "
+                              "--kubernetes'")
+            return
+        try:
+            self._kube.delete_pod(self.pod)
+        except DistrodebugError as exc:
+            # Cleanup runs while another outcome (the session's status, its error) is on its way
+            # out: report, never replace it.
+            self.notes.append(f"could not delete pod {self.pod} ({exc.message}); delete it with "
+                              f"'kubectl delete pod {self.pod} -n {self._kube.namespace}'")
 
 
 def start(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
@@ -116,25 +176,51 @@ def _choice(spec: SidecarSpec) -> KubeChoice:
     return KubeChoice(spec.profile or "auto", ctx or None, "chroot", "")
 
 
+def _env(spec: SidecarSpec, **extra: str) -> dict[str, str]:
+    """The debugger's environment: our scripts' variables, then the user's --env."""
+    env = {**spec.env, **extra}
+    if not spec.options.attach:
+        env["DD_WAIT"] = str(DETACHED_WAIT)
+    env.update(dict(spec.options.env))
+    return env
+
+
+def _custom(container: dict[str, Any], spec: SidecarSpec) -> dict[str, Any]:
+    return merge_custom(container, spec.options.custom) if spec.options.custom else container
+
+
 def _copy_manifest(spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
+    options = spec.options
     name = f"{info.name[:40]}-debug-{debugger_name(set()).rsplit('-', 1)[-1]}"
-    return kubepods.pod_copy(
+    manifest = kubepods.pod_copy(
         info.raw, info.container, name=name, debug_image=spec.image, choice=_choice(spec),
-        env={**spec.env, "DD_GO": "1"}, argv=spec.argv, labels=spec.labels, expires=_expiry(),
-        set_image=dict(spec.options.set_image) or None, tty=spec.tty, stdin=True)
+        env=_env(spec, DD_GO="1"), argv=spec.argv, labels=spec.labels, expires=_expiry(),
+        set_image=dict(options.set_image) or None, tty=spec.tty, stdin=True,
+        keep_labels=options.keep_labels, keep_annotations=options.keep_annotations,
+        keep_probes=tuple(probe for probe, keep in (("livenessProbe", options.keep_liveness),
+                                                    ("readinessProbe", options.keep_readiness),
+                                                    ("startupProbe", options.keep_startup)) if keep),
+        keep_init_containers=options.keep_init_containers, same_node=options.same_node,
+        share_processes=options.share_processes, writable_volumes=options.writable_volumes,
+        annotations=spec.annotations)
+    containers = manifest["spec"]["containers"]
+    containers[:] = [_custom(c, spec) if c["name"] == info.container else c for c in containers]
+    return manifest
 
 
 def _node_manifest(spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
     manifest = kubepods.node_pod(
         info.name, name=kubepods.node_pod_name(info.name), debug_image=spec.image,
-        profile=spec.options.profile, argv=spec.argv, env={**spec.env, "DD_GO": "1"}, labels=spec.labels,
+        profile=spec.options.profile, argv=spec.argv, env=_env(spec, DD_GO="1"), labels=spec.labels,
         tty=spec.tty, stdin=True)
-    manifest["metadata"].setdefault("annotations", {})[kubepods.ANNOTATION_EXPIRES] = _expiry()
+    annotations = manifest["metadata"].setdefault("annotations", {})
+    annotations.update({**spec.annotations, kubepods.ANNOTATION_EXPIRES: _expiry()})
     container = manifest["spec"]["containers"][0]
     ctx = container.get("securityContext") or {}
     if ctx.get("runAsNonRoot") and "runAsUser" not in ctx:
         # kubectl's restricted node pod never starts with a root image; name a non-root uid.
         ctx["runAsUser"] = kubepods.DISTROLESS_NONROOT
+    manifest["spec"]["containers"][0] = _custom(container, spec)
     return manifest
 
 
@@ -144,16 +230,22 @@ def _start_pod(kube: KubeClient, spec: SidecarSpec, info: TargetInfo,
     pod_name = manifest["metadata"]["name"]
     container = info.container if spec.mode == "snapshot" else manifest["spec"]["containers"][0]["name"]
     created = kube.create_pod(manifest)
+    attach = spec.options.attach
     sidecar = KubeSidecar(kube, pod_name, container, exec_mode=False, created_pod=True,
-                          keep=spec.options.keep)
+                          keep=spec.options.keep or not attach)
     try:
         wait_running(kube, pod_name, container, created["metadata"]["resourceVersion"],
                      spec.options.timeout)
-        base = kube.pods_path(pod_name)
+        if spec.options.replace and spec.mode == "snapshot":
+            kube.delete_pod(info.name)
+            sidecar.notes.append(f"deleted the original pod {info.name} (--replace)")
+        if not attach:
+            sidecar.notes.append(_attach_hint(kube, pod_name, container))
+            return sidecar
         query = [("container", container), ("stdin", "true"), ("stdout", "true")]
         query += [("tty", "true")] if spec.tty else [("stderr", "true")]
         with kube.calls(f"attaching to {container} in {pod_name}", pod_name):
-            stream = connect(kube.configuration, f"{base}/attach", query)
+            stream = connect(kube.configuration, f"{kube.pods_path(pod_name)}/attach", query)
             sidecar.attach(stream)
             if not spec.tty:
                 # The entry script waits for this line (DD_GO) so no output is lost before we
@@ -167,38 +259,116 @@ def _start_pod(kube: KubeClient, spec: SidecarSpec, info: TargetInfo,
     return sidecar
 
 
-def _reusable(pod: Mapping[str, Any], spec: SidecarSpec) -> str | None:
-    """A running debugger of ours in this pod with the same image and securityContext."""
-    for item in (pod.get("spec") or {}).get("ephemeralContainers") or []:
-        if not item["name"].startswith("distrodebug-") or item.get("image") != spec.image:
+def _attach_hint(kube: KubeClient, pod: str, container: str) -> str:
+    return (f"started {container} in pod {pod} without attaching; attach with 'kubectl attach "
+            f"{pod} -c {container} -i -t -n {kube.namespace}' and press Enter for the prompt "
+            f"(it waits {DETACHED_WAIT // 60} minutes)")
+
+
+def _ours(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [c for c in (pod.get("spec") or {}).get("ephemeralContainers") or []
+            if str(c.get("name", "")).startswith("distrodebug-")]
+
+
+def _reusable(pod: Mapping[str, Any], wanted: str) -> str | None:
+    """A running idle debugger of ours made for exactly this request (see request_hash)."""
+    for item in _ours(pod):
+        if item.get("tty") or item.get("stdin") or env_value(item, "DD_REQUEST") != wanted:
             continue
-        if (item.get("securityContext") or None) != (dict(spec.security_context or {}) or None):
-            continue
-        if item.get("tty") or item.get("stdin"):
-            continue  # an interactive session's debugger, not an idle one
         state = (container_status(pod, item["name"]) or {}).get("state") or {}
         if state.get("running"):
             return str(item["name"])
     return None
 
 
+def _exec_body(spec: SidecarSpec, name: str, target: str) -> dict[str, Any]:
+    """The idle exec debugger: our entry scripts in its env, the idle loop as its process."""
+    reaper = (spec.argv[0],) if spec.argv[0].endswith("reaper") else ()
+    idle = dataclasses.replace(spec, argv=(*reaper, "/bin/sh", "-c", IDLE_SCRIPT), stdin=False,
+                               env=_env(spec, DD_IDLE=str(IDLE_SECONDS)))
+    body = _custom(ephemeral_container(idle, name, target, spec.security_context), spec)
+    body["env"].append({"name": "DD_REQUEST", "value": request_hash(body)})
+    return body
+
+
+def _restricted_retry(body: dict[str, Any], spec: SidecarSpec) -> dict[str, Any]:
+    """The same debugger under the restricted profile: same uid as before when it had one."""
+    ctx = dict(PROFILE_CONTEXT["restricted"] or {})
+    uid = (spec.security_context or {}).get("runAsUser")
+    ctx["runAsUser"] = uid if isinstance(uid, int) and uid != 0 else kubepods.DISTROLESS_NONROOT
+    retry = {**body, "securityContext": ctx}
+    retry["env"] = [e for e in body.get("env") or [] if e["name"] not in ("DD_VIEW", "DD_REQUEST")]
+    retry["env"].append({"name": "DD_VIEW", "value": "proc"})
+    if "DD_REQUEST" in {e["name"] for e in body.get("env") or []}:
+        retry["env"].append({"name": "DD_REQUEST", "value": request_hash(retry)})
+    return retry
+
+
+def _add(kube: KubeClient, spec: SidecarSpec, info: TargetInfo, body: dict[str, Any]) -> dict[str, Any]:
+    """PATCH the debugger in; under `auto`, one retry as restricted when Pod Security refuses."""
+    try:
+        return kube.add_ephemeral(info.name, body)
+    except kubeerrors.PodSecurityRefused as exc:
+        others = [c for c in exc.containers if c != body["name"]]
+        if others:
+            # Pod Security judges the whole pod: containers already in it fail the level, so
+            # no debugger can ever be added. Only a copy (a new pod) gets around that.
+            raise kubeerrors.PodSecurityRefused(
+                exc.message, f"The pod's own containers ({', '.join(others)}) break the "
+                f"'{exc.level}' level, so no debugger can be added to it: debug a copy with "
+                f"'distrodebug shell pod/{info.name} --copy --profile restricted'.",
+                exc.level, exc.containers) from None
+        if spec.options.profile != "auto" or (body.get("securityContext") or {}).get("runAsNonRoot"):
+            raise
+    retry = _restricted_retry(body, spec)
+    try:
+        patched = kube.add_ephemeral(info.name, retry)
+    except kubeerrors.PodSecurityRefused as exc:
+        raise kubeerrors.PodSecurityRefused(
+            exc.message, f"The '{exc.level}' level refuses even a restricted debugger here; "
+            f"debug a copy with 'distrodebug shell pod/{info.name} --copy'.",
+            exc.level, exc.containers) from None
+    body.clear()
+    body.update(retry)
+    return patched
+
+
 def _start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
     exec_mode = not spec.tty
     reuse = spec.options.reuse
     pod = info.raw
-    name = _reusable(pod, spec) if (exec_mode or reuse) else None
+    name: str | None = None
+    if exec_mode:
+        wanted = request_hash(_exec_body(spec, "distrodebug-x", info.container))
+        name = _reusable(pod, wanted)
+    elif reuse:
+        name = next((str(c["name"]) for c in _ours(pod) if not c.get("tty")
+                     and ((container_status(pod, c["name"]) or {}).get("state") or {}).get("running")
+                     and c.get("targetContainerName") == info.container), None)
+        if name is None:
+            raise TargetNotDebuggable(f"Pod '{info.name}' has no running debugger of ours for "
+                                      f"container '{info.container}' to reuse.",
+                                      "Run 'distrodebug exec' once to start one, or drop --reuse.")
     if name is None:
+        if len(_ours(pod)) >= MAX_DEBUGGERS:
+            raise TargetNotDebuggable(
+                f"Pod '{info.name}' already holds {len(_ours(pod))} ephemeral debuggers of ours, "
+                "which Kubernetes never removes; each one stays in the pod object.",
+                f"Recreate the pod to clear them (e.g. 'kubectl rollout restart'), or debug a copy "
+                f"('distrodebug shell pod/{info.name} --copy').")
         name = debugger_name(all_names(pod))
-        body_spec = spec
         if exec_mode:
-            idle = (spec.argv[0],) if spec.argv[0].endswith("reaper") else ()
-            body_spec = dataclasses.replace(spec, argv=(*idle, "sleep", str(IDLE_SECONDS)),
-                                            stdin=False)
-        body = ephemeral_container(body_spec, name, info.container, spec.security_context)
-        patched = kube.add_ephemeral(info.name, body)
+            body = _exec_body(spec, name, info.container)
+        else:
+            body = _custom(ephemeral_container(dataclasses.replace(spec, env=_env(spec)), name,
+                                               info.container, spec.security_context), spec)
+        patched = _add(kube, spec, info, body)
         wait_running(kube, info.name, name, patched["metadata"]["resourceVersion"],
                      spec.options.timeout)
     sidecar = KubeSidecar(kube, info.name, name, exec_mode or reuse)
+    if not spec.options.attach:
+        sidecar.notes.append(_attach_hint(kube, info.name, name))
+        return sidecar
     base = kube.pods_path(info.name)
     preamble = b""
     if sidecar.exec_mode:
@@ -214,9 +384,17 @@ def _start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> K
         path = f"{base}/attach"
     with kube.calls(f"attaching to {name}", info.name):
         stream = connect(kube.configuration, path, query)
-        sidecar.attach(stream)
-        if preamble:
-            stream.send(preamble)
+    if exec_mode and spec.stdin and stream.protocol != V5:
+        stream.close()
+        raise UsageError(
+            f"The API server at {kube.endpoint} speaks only the v4 streaming protocol (before "
+            "Kubernetes 1.30, or a proxy that keeps v4), which cannot tell a command that its "
+            "input ended: a command reading stdin would never finish.",
+            "Run it without piped input (--no-stdin), or copy the input in first with "
+            "'distrodebug cp' and read it from a file.")
+    sidecar.attach(stream)
+    if preamble:
+        stream.send(preamble)
     return sidecar
 
 
@@ -243,24 +421,51 @@ def wait_running(kube: KubeClient, pod: str, name: str, resource_version: str,
 
 
 def _ready(pod: Mapping[str, Any], name: str, namespace: str) -> bool:
+    """True once ``name`` runs; raises on states the kubelet or scheduler will not leave."""
+    pod_name = pod["metadata"]["name"]
     state = (container_status(pod, name) or {}).get("state") or {}
-    if state.get("running") or state.get("terminated"):
+    if state.get("running"):
+        return True
+    terminated = state.get("terminated") or {}
+    if terminated:
+        code = terminated.get("exitCode", 0)
+        if code not in (0, None) and terminated.get("reason") in ("Error", "StartError",
+                                                                   "ContainerCannotRun"):
+            # Exited before anyone attached: a wrong architecture ("exec format error"), a
+            # missing shell in the debug image, a crash. Attaching to it would only hang.
+            said = str(terminated.get("message", "")).strip() or "no message"
+            raise SidecarFailed(
+                f"The debug container {name} exited at once with status {code} "
+                f"({terminated.get('reason')}: {said}).",
+                "Check that the debug image has /bin/sh and suits the node's architecture "
+                f"('kubectl logs {pod_name} -c {name} -n {namespace}').")
         return True
     status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"):
+            raise SidecarFailed(
+                f"Pod {pod_name} cannot be scheduled: {condition.get('message', 'no node fits')}.",
+                "A copy must fit a node: free the resources, or pass --same-node, and delete "
+                f"it with 'kubectl delete pod {pod_name} -n {namespace}' if it was kept.")
+    if status.get("phase") == "Failed":
+        raise SidecarFailed(
+            f"Pod {pod_name} failed: {status.get('reason', 'Failed')}: "
+            f"{status.get('message', 'no message')}.",
+            f"See 'kubectl describe pod {pod_name} -n {namespace}'.")
     for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for item in status.get(key) or []:
             waiting = (item.get("state") or {}).get("waiting") or {}
             if (item.get("name") == name or key == "initContainerStatuses") and waiting.get(
                     "reason") in FATAL_WAITING:
-                raise kubeerrors.waiting_failed(item["name"], waiting, pod["metadata"]["name"],
-                                                namespace)
-            terminated = (item.get("state") or {}).get("terminated") or {}
-            if key == "initContainerStatuses" and terminated.get("exitCode", 0) != 0:
+                raise kubeerrors.waiting_failed(item["name"], waiting, pod_name, namespace)
+            done = (item.get("state") or {}).get("terminated") or {}
+            if key == "initContainerStatuses" and done.get("exitCode", 0) != 0:
                 raise SidecarFailed(
-                    f"The init container {item['name']} of {pod['metadata']['name']} failed "
-                    f"({terminated.get('reason', 'Error')}: {terminated.get('message', '')}).",
-                    f"See 'kubectl logs {pod['metadata']['name']} -c {item['name']} -n {namespace}'.")
+                    f"The init container {item['name']} of {pod_name} failed "
+                    f"({done.get('reason', 'Error')}: {done.get('message', '')}).",
+                    f"See 'kubectl logs {pod_name} -c {item['name']} -n {namespace}'.")
     return False
 
 
-__all__ = ["IDLE_SECONDS", "KubeSidecar", "start", "wait_running"]
+__all__ = ["IDLE_SECONDS", "MAX_DEBUGGERS", "KubeSidecar", "start", "wait_running"]

@@ -13,9 +13,28 @@ from distrodebug.errors import (
     NoSuchTarget,
     PermissionDenied,
     SidecarFailed,
+    TargetNotDebuggable,
 )
 
 _PSS = re.compile(r'violates PodSecurity "(?P<level>[a-z]+):[^"]*": (?P<why>.*)')
+_CONTAINER = re.compile(r'containers? ((?:"[^"]+"(?:, )?)+)')
+
+
+class PodSecurityRefused(PermissionDenied):
+    """Pod Security admission refused a pod or an ephemeral container, naming the containers."""
+
+    def __init__(self, message: str, hint: str, level: str, containers: tuple[str, ...]) -> None:
+        super().__init__(message, hint)
+        self.level = level
+        self.containers = containers
+
+
+def pss_containers(why: str) -> tuple[str, ...]:
+    """The container names a Pod Security violation message names."""
+    found: list[str] = []
+    for group in _CONTAINER.findall(why):
+        found += [name for name in re.findall(r'"([^"]+)"', group) if name not in found]
+    return tuple(found)
 _RBAC = re.compile(r'cannot (?P<verb>\w+) resource "(?P<resource>[^"]+)"')
 
 
@@ -45,10 +64,11 @@ def translate(exc: Any, what: str, pod: str, namespace: str) -> DistrodebugError
         if pss:
             level = pss.group("level")
             passing = "restricted" if level == "restricted" else "baseline"
-            return PermissionDenied(
-                f"Pod Security admission refused the debug container: the namespace '{namespace}' "
+            return PodSecurityRefused(
+                f"Pod Security admission refused {what}: the namespace '{namespace}' "
                 f"enforces the '{level}' level, and {pss.group('why')}.",
                 f"Use --profile {passing} (or --profile auto), which passes '{level}'.",
+                level, pss_containers(pss.group("why")),
             )
         rbac = _RBAC.search(message)
         if rbac:
@@ -75,9 +95,16 @@ def translate(exc: Any, what: str, pod: str, namespace: str) -> DistrodebugError
             f"{message[:1].upper()}{message[1:]} in namespace '{namespace}'.",
             f"List them with 'kubectl get pods -n {namespace}', or pass -n NAMESPACE.",
         )
+    if "static pods do not support ephemeral containers" in message:
+        return TargetNotDebuggable(
+            f"Pod '{pod}' is a static (mirror) pod: the kubelet runs it from a file on its node, "
+            "and the API server cannot add ephemeral containers to it.",
+            f"Debug a copy of it ('distrodebug shell pod/{pod} --copy'), or its node "
+            "('distrodebug shell node/NODE', where the app's processes are visible).")
     if code == 422:
-        return SidecarFailed(f"The API server rejected the debug container: {message}.",
-                             "This is a bug in distrodebug if it persists; please report it.")
+        return SidecarFailed(f"The API server rejected {what}: {message}.",
+                             "Check the flags that shape the debugger (--custom, --user, "
+                             "--privileged, --env); report it if they are not the cause.")
     if code == 0 or code >= 500:
         return EngineUnreachable(f"The Kubernetes API failed while {what}: {message}.",
                                  "Check 'kubectl cluster-info' and try again.")

@@ -41,6 +41,10 @@ ANNOTATION_COPY_OF = "io.distrodebug.cp-of"
 CONTROLLER_LABELS = ("pod-template-hash", "controller-uid", "batch.kubernetes.io/controller-uid")
 
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+#: Volume sources that are the new pod's own (a fresh emptyDir, the API's own data): a copy may
+#: write them. Anything else (claims, host paths, NFS...) is shared with the original.
+PRIVATE_VOLUMES = frozenset({"emptyDir", "configMap", "secret", "downwardAPI", "projected",
+                             "ephemeral"})
 DISTROLESS_NONROOT = 65532
 
 #: Node pods, per profile, as kubectl builds them (debug.go generateNodeDebugPod + profiles.go).
@@ -72,7 +76,13 @@ def pod_copy(
     expires: str,
     set_image: Mapping[str, str] | None = None,
     keep_labels: bool = False,
+    keep_annotations: bool = False,
+    keep_probes: Sequence[str] = (),
+    keep_init_containers: bool = True,
     same_node: bool = False,
+    share_processes: bool | None = None,
+    writable_volumes: bool = False,
+    annotations: Mapping[str, str] | None = None,
     tty: bool = True,
     stdin: bool = True,
 ) -> dict[str, Any]:
@@ -84,6 +94,11 @@ def pod_copy(
     that is not running and kill the container), and only our annotations. ``keep_labels`` keeps
     the pod's labels except the controller hashes in :data:`CONTROLLER_LABELS`; ours win.
     ``set_image`` works as kubectl's ``--set-image``: a container's own name beats ``*``.
+    The ``keep_*`` flags are kubectl's; kept probes stay on the other containers only, since the
+    app container runs our shell and its probes would kill it. Volumes the copy shares with the
+    original (claims, host paths, network filesystems) are mounted read-only unless
+    ``writable_volumes``; a pod with claims keeps its node, where a ReadWriteOnce claim is
+    attached (kubectl's ``--same-node``).
     """
     source_meta = pod.get("metadata") or {}
     spec: dict[str, Any] = copy.deepcopy(dict(pod.get("spec") or {}))
@@ -95,14 +110,25 @@ def pod_copy(
         )
 
     spec.pop("ephemeralContainers", None)
-    if not same_node:
+    claims = any("persistentVolumeClaim" in v for v in spec.get("volumes") or [])
+    if not (same_node or claims):
         spec.pop("nodeName", None)
-    spec["shareProcessNamespace"] = True
+    spec["shareProcessNamespace"] = True if share_processes is None else share_processes
     spec["restartPolicy"] = "Never"
+    if not keep_init_containers:
+        spec.pop("initContainers", None)
     for key in ("containers", "initContainers"):
         for item in spec.get(key) or []:
             for probe in PROBES:
-                item.pop(probe, None)
+                if probe not in keep_probes or item.get("name") == container:
+                    item.pop(probe, None)
+    if not writable_volumes:
+        shared = {v["name"] for v in spec.get("volumes") or [] if not set(v) & PRIVATE_VOLUMES}
+        for key in ("containers", "initContainers"):
+            for item in spec.get(key) or []:
+                for mount in item.get("volumeMounts") or []:
+                    if mount.get("name") in shared:
+                        mount["readOnly"] = True
     for item in spec["containers"]:
         override = (set_image or {}).get(item["name"]) or (set_image or {}).get("*")
         if override:
@@ -124,7 +150,8 @@ def pod_copy(
     kept = {k: v for k, v in (source_meta.get("labels") or {}).items()
             if k not in CONTROLLER_LABELS} if keep_labels else {}
     meta["labels"] = {**kept, **labels}
-    meta["annotations"] = {ANNOTATION_EXPIRES: expires,
+    own = dict(source_meta.get("annotations") or {}) if keep_annotations else {}
+    meta["annotations"] = {**own, **(annotations or {}), ANNOTATION_EXPIRES: expires,
                            ANNOTATION_COPY_OF: str(source_meta.get("name", ""))}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 

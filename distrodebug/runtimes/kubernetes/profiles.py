@@ -169,3 +169,36 @@ def choose(profile: str, sec: PodSecurity) -> KubeChoice:
         "the target's user is not known from the pod spec: added SYS_PTRACE (general) so root "
         "in the debugger can read its root whatever uid it runs as",
     )
+
+
+def request_context(profile_context: Mapping[str, Any] | None, *, user: str | None,
+                    cap_add: tuple[str, ...], privileged: bool) -> dict[str, Any] | None:
+    """The debug container's securityContext: the profile's, then what the user asked for.
+
+    Built so the API server and the kubelet accept it: ``privileged`` drops the profile's
+    ``allowPrivilegeEscalation: false`` (the API server rejects the pair), and ``--user 0`` says
+    ``runAsNonRoot: false`` explicitly, since a pod-level ``runAsNonRoot: true`` would otherwise
+    apply to the debugger and the kubelet would never start it.
+    """
+    ctx: dict[str, Any] = {key: (dict(value) if isinstance(value, Mapping) else value)
+                           for key, value in (profile_context or {}).items()}
+    if user is not None:
+        uid, _, gid = user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise UsageError(f"--user '{user}' is not numeric.",
+                             "Kubernetes needs a numeric uid (and gid): --user 65532 or --user 0:0.")
+        ctx["runAsUser"] = int(uid)
+        if gid:
+            ctx["runAsGroup"] = int(gid)
+        if int(uid) == 0:
+            ctx["runAsNonRoot"] = False
+    if cap_add:
+        caps = dict(ctx.get("capabilities") or {})
+        names = [cap.upper().removeprefix("CAP_") for cap in cap_add]
+        caps["add"] = list(dict.fromkeys([*caps.get("add", []), *names]))
+        ctx["capabilities"] = caps
+    if privileged:
+        ctx["privileged"] = True
+        if ctx.get("allowPrivilegeEscalation") is False:
+            del ctx["allowPrivilegeEscalation"]
+    return ctx or None

@@ -91,7 +91,8 @@ class KubernetesRuntime:
         pod = self._resolve_pod(target)
         container, note = pick_container(pod, target.container)
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
-        status = container_state(container_status(pod, container) or {}, time.time())
+        found = container_status(pod, container) or {}
+        status = container_state(found, time.time())
         sec = kubeprofiles.pod_security(pod, container, None)
         return TargetInfo(
             id=pod["metadata"]["name"], name=pod["metadata"]["name"], image=spec.get("image", ""),
@@ -101,6 +102,7 @@ class KubernetesRuntime:
             entrypoint=tuple(spec.get("command") or ()), cmd=tuple(spec.get("args") or ()),
             labels=(pod["metadata"].get("labels") or {}), raw=pod, container=container,
             namespace=self.namespace, note=note,
+            container_id=str(found.get("containerID") or "").partition("://")[2],
         )
 
     def _resolve_pod(self, target: Target) -> dict[str, Any]:
@@ -169,17 +171,8 @@ class KubernetesRuntime:
         if needs_level:
             sec = kubeprofiles.pod_security(info.raw, info.container, self.namespace_labels())
         choice = kubeprofiles.choose(options.profile, sec)
-        ctx = dict(choice.security_context or {})
-        if user is not None:
-            uid, _, gid = user.partition(":")
-            ctx["runAsUser"] = int(uid)
-            if gid:
-                ctx["runAsGroup"] = int(gid)
-        if cap_add:
-            caps = ctx.setdefault("capabilities", {})
-            caps["add"] = list(dict.fromkeys([*caps.get("add", []), *cap_add]))
-        if privileged:
-            ctx["privileged"] = True
+        ctx = kubeprofiles.request_context(choice.security_context, user=user, cap_add=cap_add,
+                                           privileged=privileged) or {}
         view = choice.view if user is None else ("chroot" if is_root_user(user) else "proc")
         if not options.wants_copy:
             mode = "join"

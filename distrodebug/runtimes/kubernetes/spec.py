@@ -121,3 +121,67 @@ def container_state(status: Mapping[str, Any], now: float) -> str:
     if (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff":
         return "restarting"
     return "exited" if state.get("terminated") else "created"
+
+
+def request_hash(container: Mapping[str, Any]) -> str:
+    """What an idle debugger was made for: image, securityContext, target, entry scripts, env.
+
+    Two requests with the same hash may share a debugger; anything else gets its own (a debugger
+    made for container `app` runs in app's namespaces, never in `sidecar`'s).
+    """
+    import hashlib
+    import json
+
+    made = {key: container.get(key) for key in ("image", "securityContext", "targetContainerName",
+                                                "command", "volumeMounts")}
+    made["env"] = sorted((e["name"], e.get("value", "")) for e in container.get("env") or []
+                         if e["name"] not in ("TERM", "DD_REQUEST"))
+    return hashlib.sha256(json.dumps(made, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def env_value(container: Mapping[str, Any], name: str) -> str | None:
+    for item in container.get("env") or []:
+        if item.get("name") == name:
+            return str(item.get("value", ""))
+    return None
+
+
+#: Fields kubectl's --custom may not set: they are what makes the debugger ours.
+CUSTOM_FORBIDDEN = ("name", "command", "image", "lifecycle", "volumeDevices")
+#: List fields merged by a key, as a strategic merge patch of a Container merges them.
+_MERGE_KEYS = {"env": "name", "volumeMounts": "mountPath", "ports": "containerPort",
+               "envFrom": None}
+
+
+def merge_custom(container: Mapping[str, Any], custom: Mapping[str, Any]) -> dict[str, Any]:
+    """kubectl debug's --custom: a partial Container merged into ours, key by key.
+
+    Mappings merge recursively, env and volumeMounts by their merge keys (as a strategic merge
+    patch does), other lists and values are replaced.
+    """
+    bad = [key for key in CUSTOM_FORBIDDEN if key in custom]
+    if bad:
+        from distrodebug.errors import UsageError
+
+        raise UsageError(f"--custom may not set {', '.join(bad)}.",
+                         "Leave those to distrodebug; set securityContext, env, resources and the like.")
+    return _merge(dict(container), custom)
+
+
+def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        old = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            merged[key] = _merge(dict(old), value)
+        elif isinstance(value, list) and isinstance(old, list) and _MERGE_KEYS.get(key):
+            merge_key = _MERGE_KEYS[key]
+            items = {item.get(merge_key): dict(item) for item in old if isinstance(item, Mapping)}
+            for item in value:
+                if isinstance(item, Mapping):
+                    prior = items.get(item.get(merge_key))
+                    items[item.get(merge_key)] = _merge(prior, item) if prior else dict(item)
+            merged[key] = list(items.values())
+        else:
+            merged[key] = value
+    return merged

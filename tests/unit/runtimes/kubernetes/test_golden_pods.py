@@ -327,10 +327,23 @@ def test_volumes_and_mounts_are_kept() -> None:
          "volumeMounts": [{"name": "data", "mountPath": "/var/lib/app"}]}, SIDECAR])
     ours = copy_of(pod)
     assert ours["spec"]["volumes"] == [*volumes, {"name": TOOLS_VOLUME, "emptyDir": {}}]
+    # Deliberate difference from kubectl: a claim the copy shares with the original is read-only,
+    # so a debugging session cannot corrupt the live app's data.
     assert containers(ours)["app"]["volumeMounts"] == [
-        {"name": "data", "mountPath": "/var/lib/app"},
+        {"name": "data", "mountPath": "/var/lib/app", "readOnly": True},
         {"name": TOOLS_VOLUME, "mountPath": TOOLS_MOUNT, "readOnly": True}]
     assert containers(ours)["proxy"]["volumeMounts"] == SIDECAR["volumeMounts"]
+    writable = copy_of(pod, writable_volumes=True)
+    assert containers(writable)["app"]["volumeMounts"][0] == {"name": "data",
+                                                             "mountPath": "/var/lib/app"}
+
+
+def test_a_pod_with_claims_keeps_its_node_for_read_write_once_volumes() -> None:
+    claims = pod_with(nodeName="node-1", volumes=[
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    assert copy_of(claims)["spec"]["nodeName"] == "node-1"
+    assert "nodeName" not in copy_of(pod_with(nodeName="node-1"))["spec"]
+    assert copy_of(pod_with(nodeName="node-1"), same_node=True)["spec"]["nodeName"] == "node-1"
 
 
 def test_ephemeral_containers_are_dropped() -> None:
