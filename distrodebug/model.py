@@ -197,3 +197,19 @@ class OwnedObject:
     name: str
     state: str
     labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RelaySpec:
+    """A port relay: a sidecar in the target's network namespace, nothing else shared, no
+    capability, an unprivileged user; each forwarded connection runs ``connect_argv + (port,)``
+    in it, a process that joins its stdin and stdout to ``127.0.0.1:port``."""
+
+    image: str
+    target_id: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    #: What the relay runs while it waits; it must end when its stdin closes (we died).
+    idle_argv: tuple[str, ...] = ("sh", "-c", "read -r _")
+    connect_argv: tuple[str, ...] = ("nc", "127.0.0.1")
+    user: str = "65534:65534"

@@ -18,6 +18,7 @@ from distrodebug.model import (
     Mode,
     OwnedObject,
     Privileges,
+    RelaySpec,
     SidecarSpec,
     TargetInfo,
 )
@@ -123,3 +124,22 @@ class Inventory(Protocol):
     def remove_objects(self, objects: list[tuple[str, str]]) -> None:
         """Remove (kind, id) pairs; ones already gone are fine."""
         ...
+
+
+class Relay(Protocol):
+    """What `forward` started beside a target; each connect() is one new connection."""
+
+    id: str
+
+    def connect(self, port: int) -> Stream:
+        """A byte stream to 127.0.0.1:``port`` in the target's network namespace (stdout channel
+        carries the port's bytes, stderr the relay's complaints)."""
+        ...
+
+    def remove(self) -> None: ...
+
+
+class PortForwarding(Protocol):
+    """A runtime that can reach a target's ports, loopback-only ones included."""
+
+    def start_relay(self, spec: RelaySpec, info: TargetInfo) -> Relay: ...

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from distrodebug.errors import UsageError
+from distrodebug.model import ImageInfo
 from distrodebug.toolbox import (
     CONTENT_LABEL,
     REAPER_LABEL,
@@ -231,7 +232,8 @@ def _build(box: Toolbox, digest: str, tag: str, packages: tuple[apt.Package, ...
             with zipfile.ZipFile(path) as archive:
                 static[wheel.name] = work / wheel.name
                 static[wheel.name].write_bytes(archive.read(wheel.member))
-        tools = tuple(t for t in _tools_of(box, by_name) if t not in static)
+        tools = tuple(t for t in _tools_of(box, by_name)
+                      if t not in static and layout.is_elf(layout.find_tool(tree, t)))
         reaper = build_reaper(work)
         launcher = compile_static(Path(__file__).parent.parent / "data" / "launcher.c",
                                   work / "distrodebug-launch")
@@ -250,3 +252,40 @@ def _build(box: Toolbox, digest: str, tag: str, packages: tuple[apt.Package, ...
 
 def _deb_name(path: Path) -> str:
     return path.name.split("_")[0]
+
+
+class ImageLister(Protocol):
+    def images_labelled(self, label: str) -> list[tuple[ImageInfo, int]]: ...
+
+
+@dataclass(frozen=True)
+class Row:
+    """One built toolbox, for `toolbox list`."""
+
+    name: str
+    refs: tuple[str, ...]
+    size: int
+    tools: tuple[str, ...]
+    packages: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "refs": list(self.refs), "size": self.size,
+                "tools": list(self.tools), "packages": list(self.packages)}
+
+
+def listing(store: ImageLister) -> list[Row]:
+    """The toolboxes on the engine: the catalog's and those built for --with."""
+    rows = []
+    for image, size in store.images_labelled(CONTENT_LABEL):
+        refs = tuple(sorted(r for r in image.ref.split(",") if r))
+        repos = {r.rpartition(":")[0] for r in refs}
+        name = image.labels.get(NAME_LABEL) or ("busybox" if BUSYBOX_REF.split(":")[0] in repos
+                                                else "")
+        if not name:
+            continue  # the demo app, test targets: ours, but not toolboxes
+        tools = tuple(t for t in image.labels.get(TOOLS_LABEL, "").split(",") if t)
+        if name == "busybox":
+            tools = ("busybox applets", "distrodebug-reaper")
+        packages = tuple(p for p in image.labels.get(PACKAGES_LABEL, "").split(",") if p)
+        rows.append(Row(name, refs, size, tools, packages))
+    return sorted(rows, key=lambda row: (row.name != "busybox", row.name, row.refs))

@@ -67,6 +67,11 @@ def closure(names: Iterable[str]) -> tuple[Package, ...]:
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.startswith("E:")] or \
             done.stderr.strip().splitlines()[-2:]
+        unknown = [ln.rsplit(" ", 1)[-1] for ln in lines if "Unable to locate package" in ln]
+        if unknown:
+            from distrodebug.errors import UsageError
+
+            raise UsageError(f"apt knows no package named {', '.join(unknown)}.", HINT + ".")
         raise ImageBuildError("apt cannot resolve " + ", ".join(wanted) + ": "
                               + " ".join(ln.removeprefix("E: ") for ln in lines), HINT)
     found = {Package(m[1], m[2]) for m in map(_INST.match, done.stdout.splitlines()) if m}

@@ -139,6 +139,15 @@ def find_tool(tree: Path, name: str) -> Path | None:
     return None
 
 
+def is_elf(path: Path | None) -> bool:
+    """True for an ELF file (scripts need an interpreter the target may not have: left out)."""
+    try:
+        with (path.resolve() if path else Path("/nonexistent")).open("rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def loader_of(tree: Path, tools: Iterable[str]) -> str | None:
     """The loader the dynamic tools ask for, relative to the prefix (lib64/ld-linux-x86-64.so.2)."""
     for name in tools:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
@@ -38,10 +39,16 @@ from distrodebug.model import (
     Mode,
     OwnedObject,
     Privileges,
+    RelaySpec,
     SidecarSpec,
     TargetInfo,
 )
-from distrodebug.runtimes.docker.spec import container_kwargs, info_from_inspect, path_of
+from distrodebug.runtimes.docker.spec import (
+    container_kwargs,
+    info_from_inspect,
+    path_of,
+    relay_kwargs,
+)
 from distrodebug.runtimes.docker.stream import ChunkReader, DockerStream
 from distrodebug.target import Target
 
@@ -133,6 +140,34 @@ class DockerSidecar:
         if self.stream is not None:
             self.stream.close()
         self._runtime.remove_objects([("container", self.id), *self.extras])
+
+
+class DockerRelay:
+    """A port relay container; every connection is one exec of its connect command."""
+
+    def __init__(self, runtime: DockerRuntime, spec: RelaySpec) -> None:
+        self._runtime = runtime
+        self._spec = spec
+        self.id = ""
+        #: Held open for the relay's life: its idle command ends when this closes (we died).
+        self.keepalive: Any = None
+        # The SDK's connection pool is not safe across threads for hijacked exec sockets; the
+        # calls are short, the streams that follow run in parallel.
+        self._lock = threading.Lock()
+
+    def connect(self, port: int) -> DockerStream:
+        api = self._runtime.api
+        with self._lock, translate(self._runtime.endpoint, f"connecting to port {port}"):
+            created = api.exec_create(self.id, [*self._spec.connect_argv, str(port)], stdin=True,
+                                      stdout=True, stderr=True, tty=False)
+            sock = api.exec_start(created["Id"], socket=True)
+        return DockerStream(getattr(sock, "_sock", sock), False)
+
+    def remove(self) -> None:
+        if self.keepalive is not None:
+            with contextlib.suppress(OSError):
+                self.keepalive.close()
+        self._runtime.remove_objects([("container", self.id)])
 
 
 class DockerRuntime:
@@ -315,6 +350,23 @@ class DockerRuntime:
         repo, _, tag = ref.rpartition(":")
         with translate(self.endpoint, f"tagging {ref}"):
             self.api.tag(image, repo, tag, force=True)
+
+    def start_relay(self, spec: RelaySpec, info: TargetInfo) -> DockerRelay:
+        """A port relay in the target's network namespace (``forward``)."""
+        relay = DockerRelay(self, spec)
+        name = f"distrodebug-forward-{spec.labels[ours.SESSION]}"
+        try:
+            with translate(self.endpoint, "starting the port relay"):
+                kwargs = relay_kwargs(spec, name)
+                kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
+                relay.id = self.api.create_container(**kwargs)["Id"]
+                sock = self.api.attach_socket(relay.id, params={"stdin": 1, "stream": 1})
+                relay.keepalive = getattr(sock, "_sock", sock)
+                self.api.start(relay.id)
+        except BaseException:
+            relay.remove()
+            raise
+        return relay
 
     def images_labelled(self, label: str) -> list[tuple[ImageInfo, int]]:
         """Images carrying `label` (a key or key=value), each with its size in bytes."""

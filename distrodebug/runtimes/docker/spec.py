@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from distrodebug.model import SidecarSpec, TargetInfo
+from distrodebug.model import RelaySpec, SidecarSpec, TargetInfo
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -100,3 +100,25 @@ def info_from_inspect(data: Mapping[str, Any], now: float | None = None) -> Targ
         labels=dict(config.get("Labels") or {}),
         raw=data,
     )
+
+
+def relay_kwargs(spec: RelaySpec, name: str) -> dict[str, Any]:
+    """The create_container arguments for a port relay: the target's network and nothing more."""
+    host = {
+        "log_config": {"Type": "none", "Config": {}},
+        "network_mode": f"container:{spec.target_id}",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+    }
+    return {
+        "image": spec.image,
+        "name": name,
+        "entrypoint": list(spec.idle_argv[:1]),
+        "command": list(spec.idle_argv[1:]),
+        "user": spec.user,
+        "labels": {**spec.labels, **spec.annotations},
+        "detach": False,
+        "stdin_open": True,
+        "host_config": host,
+    }
