@@ -101,8 +101,11 @@ def capture(
         value = consume(reader, chosen)
         while reader.read(1 << 20):  # drain, so the command can finish writing
             pass
-        if feeder is not None:
-            feeder.join()
         code = started.wait()
+        if feeder is not None and feeder.is_alive():
+            # The command ended without reading all its input (a refused copy): nobody reads
+            # the other end any more, so a blocked send would wait forever. Close it.
+            started.stream.close()
+            feeder.join(10)
     check_target_survived(runtime, chosen, code)
     return value, code, bytes(output.stderr), chosen

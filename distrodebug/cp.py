@@ -1,15 +1,17 @@
 """`cp`: copy files out of and into targets that have no tar of their own.
 
-The tar runs in the debug sidecar, inside a chroot into the target's root (so a symlink in the
-target can never lead out of it), from the sidecar's own files at /proc/<pid>/root. Writes are
-checked against the target user's permissions on the destination directory and the new files
-are given to that user, as if the target had written them; a read-only root fails clearly.
-Stopped Docker containers are copied through the engine's archive API instead.
+The tar runs in the debug sidecar. Reads run as root inside a chroot into the target's root (so
+a symlink in the target can never lead out of it), from the sidecar's own files at
+/proc/<pid>/root. Writes into a non-root target run as the target's own user on
+/proc/<pid>/root, so the kernel checks every path with that user's rights and a symlink the
+target planted cannot lead a root write anywhere; a root target is written as root in the
+chroot. Naming follows docker cp: an existing directory is merged into (nothing in it is
+removed), 'dir/.' copies the contents, a trailing '/' names a directory. Stopped Docker
+containers are copied through the engine's archive API instead.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tarfile
 import threading
@@ -20,85 +22,141 @@ from typing import BinaryIO
 from distrodebug import capture, session, sidecar
 from distrodebug.errors import DistrodebugError, UsageError
 from distrodebug.model import TargetInfo
+from distrodebug.privileges import Job
 from distrodebug.runtimes.base import Runtime
 from distrodebug.settings import Settings
 from distrodebug.target import Target, parse_target
 
-# Run by both scripts with $1 = the sidecar's files, $2 = the prefix of the target's root ("" in
-# a chroot into it; /proc/<pid>/root when the sidecar shares the target's uid and cannot chroot,
-# in which case no component of the path may be a symlink, or it could lead out of the root).
+# Run by both scripts with $1 = the sidecar's files ("" when they are at /), $2 = the prefix of
+# the target's root ("" in a chroot into it; /proc/<pid>/root when the script runs as the
+# target's user, which cannot chroot). Paths arrive octal-escaped (printf %b), so names that are
+# not UTF-8 survive the engine's JSON API.
 _COMMON = r"""
-PATH=$1/bin; ROOT=$2; shift 2
-nolinks() {
-  [ -n "$ROOT" ] || return 0
-  old=$IFS; IFS=/; set -f; cur=$ROOT
-  for c in $1; do
-    [ -n "$c" ] || continue
-    cur=$cur/$c
-    if [ -L "$cur" ]; then IFS=$old; echo "DDERR symlink ${cur#"$ROOT"}" >&2; exit 2; fi
+PATH=${1:-}/bin; ROOT=$2; shift 2
+fail() { echo "DDERR $1 $2" >&2; exit 2; }
+unesc() { printf '%b' "$1"; }
+# The path with every symlink resolved inside the target's root, as the target would see it;
+# never followed out of it (an absolute link starts again at the target's root).
+resolve() {
+  in=$1 out= n=0
+  while [ -n "$in" ]; do
+    in=${in#/}; c=${in%%/*}
+    case "$in" in */*) in=${in#*/} ;; *) in= ;; esac
+    case "$c" in
+      ''|.) continue ;;
+      ..) out=${out%/*}; continue ;;
+    esac
+    if [ -L "$ROOT$out/$c" ]; then
+      n=$((n + 1)); [ "$n" -le 40 ] || fail loop "$1"
+      l=$(readlink "$ROOT$out/$c"; echo .); l=${l%??}
+      case "$l" in /*) out= ;; esac
+      in=$l/$in
+    else
+      out=$out/$c
+    fi
   done
-  IFS=$old; set +f
+  echo "${out:-/}."
 }
 """
 
 _FROM_INNER = _COMMON + r"""
-src=$1
-case "$src" in */*) dir=${src%/*} ;; *) dir=. ;; esac
-base=${src##*/}
-[ -n "$dir" ] || dir=/
-nolinks "$dir"
-[ -e "$ROOT$dir/$base" ] || [ -L "$ROOT$dir/$base" ] || { echo "DDERR nosuch" >&2; exit 2; }
-cd "$ROOT$dir" && tar -c -f - "$base"
+src=$(unesc "$1")
+# The parent's links are followed inside the root; the last component is copied as it is (a
+# symlink stays a symlink, as with docker cp).
+case "$src" in
+  /) ;;
+  *) dir=$(resolve "${src%/*}"); dir=${dir%.}; src=${dir%/}/${src##*/} ;;
+esac
+[ -e "$ROOT$src" ] || [ -L "$ROOT$src" ] || fail nosuch "$1"
+if [ "$src" = / ]; then
+  # The whole root: without the kernel's /proc and /sys, and /dev (device nodes are not copied).
+  cd "$ROOT/" && find . -mindepth 1 -maxdepth 1 ! -name proc ! -name sys ! -name dev -print0 \
+    | xargs -0 tar -c -f -
+else
+  cd "$ROOT${src%/*}/" && tar -c -f - "${src##*/}"
+fi
 """
 
+# $1 dest, $2 the tar's top name, $3 contents (1: merge into dest itself), $4 dest had a trailing
+# slash, $5 file|dir. Existing directories are merged into, docker-cp style; nothing is removed.
 _TO_INNER = _COMMON + r"""
-dest=$1; local=$2; uid=$3; gid=$4
-nolinks "$dest"
-if [ -d "$ROOT$dest" ]; then dir=$dest; name=$local
+want=$(unesc "$1"); top=$(unesc "$2"); contents=$3; slash=$4; kind=$5
+dest=$(resolve "$want"); dest=${dest%.}
+if [ -d "$ROOT$dest" ]; then
+  if [ "$contents" = 1 ]; then final=$dest; else final=${dest%/}/$top; fi
 else
-  case "$dest" in */*) dir=${dest%/*} ;; *) dir=. ;; esac
-  [ -n "$dir" ] || dir=/
-  name=${dest##*/}
-  [ -d "$ROOT$dir" ] || { echo "DDERR nodir $dir" >&2; exit 2; }
+  [ "$slash" = 1 ] && [ "$kind" = file ] && fail nodir "$want"
+  parent=${dest%/*}; [ -n "$parent" ] || parent=/
+  [ -d "$ROOT$parent" ] || fail nodir "${want%/*}"
+  [ -e "$ROOT$dest" ] && [ "$kind" = dir ] && fail notdir "$want"
+  final=$dest
 fi
-if [ -z "$ROOT" ] && [ -n "$uid" ] && [ "$uid" != 0 ]; then
-  # Root in a chroot: check what the target's user may do, as the kernel would for it.
-  set -- $(stat -c "%u %g %a" "$dir")
-  m=$((0$3))
-  if [ "$1" = "$uid" ]; then ok=$((m & 0200))
-  elif [ "$2" = "$gid" ]; then ok=$((m & 0020))
-  else ok=$((m & 0002)); fi
-  [ "$ok" != 0 ] || { echo "DDERR denied $dir" >&2; exit 2; }
-fi
-tmp=$(mktemp -d "$ROOT${dir%/}/.distrodebug-cp.XXXXXX" 2>&1) || {
-  case "$tmp" in *Read-only*) echo "DDERR readonly $dir" >&2 ;; *) echo "DDERR denied $dir" >&2 ;; esac
-  exit 2; }
-if tar -x -f - -C "$tmp" && rm -rf "$ROOT${dir%/}/$name" && mv "$tmp/$local" "$ROOT${dir%/}/$name"; then
-  if [ -z "$ROOT" ] && [ -n "$uid" ] && [ "$uid" != 0 ]; then
-    chown -R "$uid:${gid:-$uid}" "${dir%/}/$name"
-  fi
-  rmdir "$tmp"
+parent=${final%/*}; [ -n "$parent" ] || parent=/
+tmp=$(mktemp -d "$ROOT${parent%/}/.distrodebug-cp.XXXXXX" 2>&1) || {
+  case "$tmp" in *Read-only*) fail readonly "$parent" ;; *) fail denied "$parent" ;; esac; }
+trap 'rm -rf "$tmp"' EXIT
+tar -x -o -f - -C "$tmp" || exit 1
+# Merge $1 into the existing directory $2: files replace files, directories are merged into,
+# a symlink in the target is replaced rather than followed.
+merge() {
+  for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    d=$2/${e##*/}
+    if [ -d "$d" ] && [ ! -L "$d" ]; then
+      if [ -d "$e" ] && [ ! -L "$e" ]; then merge "$e" "$d" || return 1
+      else echo "DDERR isdir ${d#"$ROOT"}" >&2; return 2; fi
+    else
+      mv -f -T "$e" "$d" || return 1
+    fi
+  done
+}
+if [ -d "$ROOT$final" ] && [ ! -L "$ROOT$final" ]; then
+  [ -d "$tmp/$top" ] || fail isdir "$final"
+  merge "$tmp/$top" "$ROOT$final"
 else
-  rc=$?; rm -rf "$tmp"; exit $rc
+  mv -f -T "$tmp/$top" "$ROOT$final"
 fi
 """
 
-# Chroot into the target when we can (root sidecar); otherwise walk /proc/<pid>/root as its user.
+# Reads run as root in a chroot into the target. Writes run as the target's own user (read from
+# /proc/<pid>/status, or --user), on /proc/<pid>/root, so the kernel checks every path with that
+# user's rights: a symlink the target planted can only lead where the target could write anyway.
+# A root target is written as root in a chroot, where no link leads out of its root.
 _OUTER = r"""
 read -r P _ < /proc/self/stat
 R=/proc/$DD_PID/root
 T=/proc/$P/root
+if [ "$DD_WRITE" = 1 ]; then
+  u=$DD_AS
+  [ -n "$u" ] || u=$(awk '/^Uid:/ {u = $2} /^Gid:/ {g = $2} END {print u ":" g}' /proc/$DD_PID/status)
+  case "$u" in
+    0|0:*) ;;
+    *) start-stop-daemon -S -c "$u" -n distrodebug-cp -x /bin/sh -- -c "$DD_INNER_CP" sh "" "$R" "$@"
+       exit $? ;;
+  esac
+fi
 if chroot "$R" "$T/bin/true" 2>/dev/null; then
   chroot "$R" "$T/bin/sh" -c "$DD_INNER_CP" sh "$T" "" "$@"
 else
-  sh -c "$DD_INNER_CP" sh "$T" "$R" "$@"
+  sh -c "$DD_INNER_CP" sh "" "$R" "$@"
 fi
+rc=$?
+exit $rc
 """
 
 
 def _with_inner(inner: str) -> str:
     """The outer script with the inner one in a quoted here-document (no quoting to escape)."""
     return f"DD_INNER_CP=$(cat <<'DDEND'\n{inner}\nDDEND\n)\n{_OUTER}"
+
+
+def escape(path: str) -> str:
+    """A path as printf %b reads it back: ASCII, with every other byte as an octal escape."""
+    out = []
+    for byte in os.fsencode(path):
+        char = chr(byte)
+        out.append(char if 32 <= byte < 127 and char != "\\" else f"\\0{byte:03o}")
+    return "".join(out)
 
 
 _FROM_SCRIPT = _with_inner(_FROM_INNER)
@@ -111,6 +169,8 @@ class Endpoint:
 
     path: str
     target: Target | None = None
+    #: The path ended with '/': it names a directory (docker cp refuses to make a file of it).
+    dir_only: bool = False
 
 
 def parse_endpoint(text: str, container: str | None = None, namespace: str | None = None) -> Endpoint:
@@ -124,7 +184,8 @@ def parse_endpoint(text: str, container: str | None = None, namespace: str | Non
     if not path.startswith("/"):
         raise UsageError(f"'{text}': the path inside the target must be absolute.",
                          f"Write it as {head}:/{path}.")
-    return Endpoint(path.rstrip("/") or "/", parse_target(head, container=container, namespace=namespace))
+    return Endpoint(path.rstrip("/") or "/", parse_target(head, container=container, namespace=namespace),
+                    dir_only=len(path) > 1 and path.endswith("/"))
 
 
 class _Errors:
@@ -135,7 +196,7 @@ class _Errors:
         self.other = b""
 
     def __call__(self, data: bytes) -> None:
-        for line in data.decode("utf-8", "replace").splitlines():
+        for line in data.decode("utf-8", "surrogateescape").splitlines():
             (self.lines if line.startswith("DDERR") else []).append(line)
         self.other += data
 
@@ -146,13 +207,16 @@ _REFUSALS: dict[str, tuple[type[DistrodebugError], str, str]] = {
                "Check with 'distrodebug exec {target} -- ls -la {parent}'."),
     "nodir": (UsageError, "The directory '{where}' does not exist in {target}.",
               "Create it first, or copy into an existing directory."),
+    "notdir": (UsageError, "'{where}' in {target} is a file; a directory cannot replace it.",
+               "Copy into its parent directory under another name, or remove the file first."),
+    "isdir": (UsageError, "'{where}' in {target} is a directory; a file cannot replace it.",
+              "Copy into that directory instead (end the destination with '/')."),
+    "loop": (DistrodebugError, "'{where}' in {target} leads through too many symlinks.",
+             "Give the path the links point to."),
     "denied": (DistrodebugError, "The target's user may not write to '{where}' in {target}.",
                "Copy into a directory it owns (its home, /tmp or a volume)."),
     "readonly": (DistrodebugError, "'{where}' in {target} is on a read-only filesystem.",
                  "Copy into a writable volume mounted in the target."),
-    "symlink": (DistrodebugError, "'{where}' in {target} is a symlink, which the sidecar (running "
-                "as the target's user, without a chroot) will not follow: it could lead out of "
-                "the target's root.", "Give the path it points to, or run as root (--user 0)."),
 }
 
 
@@ -167,17 +231,15 @@ def _raise_for(errors: _Errors, code: int, target: Target, path: str) -> None:
     if code != 0:
         detail = errors.other.decode("utf-8", "replace").strip().splitlines()
         raise DistrodebugError(f"Copying '{path}' failed in {target}: "
-                               f"{detail[-1] if detail else f'exit status {code}'}.", "")
+                               f"{detail[-1] if detail else f'exit status {code}'}.",
+                               "Run the copy again with --debug for details.")
 
 
-def _request(target: Target, script: str, args: list[str], stdin: bool) -> session.SessionRequest:
-    return session.SessionRequest(target=target, command=("sh", "-c", script, "cp", *args),
-                                  stdin=stdin, outside_target=True)
-
-
-def _in_sidecar(request: session.SessionRequest, pid: int) -> session.SessionRequest:
-    assert request.command is not None
-    return dataclasses.replace(request, command=sidecar.with_target_pid(pid, request.command))
+def _request(target: Target, pid: int, script: str, args: list[str], job: Job,
+             env: tuple[str, ...] = ()) -> session.SessionRequest:
+    command = sidecar.with_target_pid(pid, ("env", *env, "sh", "-c", script, "cp", *args))
+    return session.SessionRequest(target=target, command=command, stdin=job == "write",
+                                  outside_target=True, job=job)
 
 
 def copy_from(src: Endpoint, dest: Path, runtime: Runtime, settings: Settings, ui: session.UI) -> int:
@@ -188,7 +250,7 @@ def copy_from(src: Endpoint, dest: Path, runtime: Runtime, settings: Settings, u
         with runtime.read_archive(info, src.path) as stream:
             return _extract(stream, src.path, dest)
     errors = _Errors()
-    request = _in_sidecar(_request(src.target, _FROM_SCRIPT, [src.path], False), info.pid)
+    request = _request(src.target, info.pid, _FROM_SCRIPT, [escape(src.path)], "read")
     count, code, _, _ = capture.capture(
         request, runtime, settings, ui, lambda out, _plan: _extract(out, src.path, dest), errors)
     _raise_for(errors, code, src.target, src.path)
@@ -198,74 +260,114 @@ def copy_from(src: Endpoint, dest: Path, runtime: Runtime, settings: Settings, u
 
 
 def _extract(stream: BinaryIO, remote: str, dest: Path) -> int:
-    """Extract a tar whose top entry is basename(remote), docker-cp style, refusing escapes."""
-    base = remote.rstrip("/").rsplit("/", 1)[-1] or "root"
-    into, rename = (dest, None) if dest.is_dir() else (dest.parent, dest.name)
+    """Extract a tar whose top entry is basename(remote), docker-cp style, refusing escapes.
+
+    Symlinks are copied as symlinks, never followed (as docker cp does); tarfile's "tar" filter
+    refuses absolute names, '..' and any member whose path, resolved on disk, would land outside
+    the destination, and drops setuid bits; device nodes and FIFOs are never created.
+    """
+    whole_root = remote.rstrip("/") == ""
+    base = remote.rstrip("/").rsplit("/", 1)[-1]
+    if whole_root:
+        # The root's entries come at the top: into an existing directory, or a new one.
+        into, rename = dest, None
+        if not dest.is_dir():
+            if not dest.parent.is_dir():
+                raise UsageError(f"The local directory '{dest.parent}' does not exist.", "Create it first.")
+            dest.mkdir()
+    else:
+        into, rename = (dest, None) if dest.is_dir() else (dest.parent, dest.name)
     if not into.is_dir():
         raise UsageError(f"The local directory '{into}' does not exist.", "Create it first.")
     count, refused = 0, []
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|")
+        tar = tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape")
     except tarfile.ReadError:
         return 0  # nothing came: the script's stderr says why
     with tar:
         for member in tar:
             if rename and (member.name == base or member.name.startswith(base + "/")):
                 member.name = rename + member.name[len(base):]
-            # The "data" filter refuses absolute names, '..', links leading out and device
-            # files, and drops setuid bits: the target may be hostile.
+            if member.isdev() or member.isfifo():
+                refused.append(f"{member.name}: device nodes and FIFOs are not copied")
+                continue
             try:
-                tar.extract(member, into, filter="data")
+                tar.extract(member, into, filter="tar")
             except tarfile.FilterError as exc:
                 refused.append(f"{member.name}: {exc}")
                 continue
             count += 1
     if refused:
         raise DistrodebugError(
-            f"{len(refused)} entr{'y was' if len(refused) == 1 else 'ies were'} not copied, to keep "
-            f"them from pointing outside {into}: {'; '.join(refused[:5])}.",
+            f"{len(refused)} entr{'y was' if len(refused) == 1 else 'ies were'} not copied into "
+            f"{into}: {'; '.join(refused[:5])}.",
             f"{count} other entries were copied. Copy what a link points at by its path instead.",
         )
     return count
 
 
-def _tar_of(local: Path, arcname: str | None = None) -> BinaryIO:
-    """A pipe that yields a tar of ``local`` (named ``arcname``) while a thread writes it."""
+def _tar_of(local: Path, arcname: str) -> BinaryIO:
+    """A pipe that yields a tar of ``local`` (named ``arcname``) while a thread writes it.
+
+    The thread ends quietly when the reader goes away (the copy failed or was interrupted).
+    """
     read_fd, write_fd = os.pipe()
 
     def write() -> None:
-        with os.fdopen(write_fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|",
-                                                              format=tarfile.PAX_FORMAT) as tar:
-            tar.add(str(local), arcname=arcname or local.name)
+        try:
+            with os.fdopen(write_fd, "wb") as sink, tarfile.open(
+                    fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(str(local), arcname=arcname)
+        except OSError:
+            pass  # the other end was closed: the copy's own error says why
 
     threading.Thread(target=write, daemon=True).start()
     return os.fdopen(read_fd, "rb")
 
 
-def copy_to(local: Path, dest: Endpoint, runtime: Runtime, settings: Settings, ui: session.UI,
-            uid: str | None = None) -> None:
-    """Copy a local file or directory into the target at ``dest``."""
+#: The tar's top name when a directory's contents are copied ('.', 'dir/.').
+_CONTENTS = "distrodebug-contents"
+
+
+def copy_to(source: str | os.PathLike[str], dest: Endpoint, runtime: Runtime, settings: Settings,
+            ui: session.UI, uid: str | None = None) -> None:
+    """Copy a local file or directory into the target at ``dest``, docker-cp style.
+
+    ``source`` ending in '/.' (or '.') copies the directory's contents, not the directory.
+    """
     assert dest.target is not None
+    text = os.fspath(source)
+    contents = text == "." or text.endswith("/.")
+    local = Path(text)
     if not local.exists() and not local.is_symlink():
         raise UsageError(f"'{local}' does not exist.", "")
+    local = Path(os.path.abspath(local)) if contents else local
+    kind = "dir" if local.is_dir() and not local.is_symlink() else "file"
+    top = _CONTENTS if contents else local.name
     info = runtime.inspect(dest.target)
     if info.status != "running":
         # A stopped container: the engine's archive API, docker-cp style naming.
         parent, _, name = dest.path.rstrip("/").rpartition("/")
         if runtime.is_dir(info, dest.path):
-            runtime.write_archive(info, dest.path, _tar_of(local))
+            runtime.write_archive(info, dest.path, _tar_of(local, "." if contents else local.name))
         else:
             runtime.write_archive(info, parent or "/", _tar_of(local, name))
         return
-    user = (uid if uid is not None else info.user.split(":", 1)[0]) or "0"
-    gid = info.user.split(":", 1)[1] if ":" in info.user else user
-    if not user.isdigit():
-        user, gid = _numeric_user(dest.target, info, runtime, settings, ui, user)
+    user = uid or ""
+    if user and not user.split(":", 1)[0].isdigit():
+        user = ":".join(_numeric_user(dest.target, info, runtime, settings, ui, user))
+    elif user and ":" not in user:
+        user = f"{user}:{user}"
     errors = _Errors()
-    request = _in_sidecar(_request(dest.target, _TO_SCRIPT, [dest.path, local.name, user, gid], True),
-                          info.pid)
-    feed = _tar_of(local)
-    _, code, _, _ = capture.capture(request, runtime, settings, ui, _drain, errors, stdin_from=feed)
+    args = [escape(dest.path), escape(top), str(int(contents)), str(int(dest.dir_only)), kind]
+    request = _request(dest.target, info.pid, _TO_SCRIPT, args, "write",
+                       ("DD_WRITE=1", f"DD_AS={user}"))
+    feed = _tar_of(local, top)
+    try:
+        _, code, _, _ = capture.capture(request, runtime, settings, ui, _drain, errors,
+                                        stdin_from=feed)
+    finally:
+        feed.close()
     _raise_for(errors, code, dest.target, dest.path)
 
 
@@ -285,7 +387,7 @@ def _numeric_user(target: Target, info: TargetInfo, runtime: Runtime, settings: 
                     return handle.read(1 << 20)
         return b""
 
-    request = _in_sidecar(_request(target, _FROM_SCRIPT, ["/etc/passwd"], False), info.pid)
+    request = _request(target, info.pid, _FROM_SCRIPT, ["/etc/passwd"], "read")
     text, _, _, _ = capture.capture(request, runtime, settings, ui, read, _Errors())
     for line in text.decode("utf-8", "replace").splitlines():
         fields = line.split(":")

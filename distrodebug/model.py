@@ -92,6 +92,11 @@ class SidecarSpec:
     #: Kubernetes: the debug container's securityContext, as the profile made it, and the profile.
     security_context: Mapping[str, Any] | None = None
     profile: str = ""
+    #: Capabilities to drop ("ALL" first when only cap_add is kept), no-new-privileges, a pids
+    #: limit: set for the sidecars of cp and dump, which need far less than a shell.
+    cap_drop: tuple[str, ...] = ()
+    no_new_privileges: bool = False
+    pids_limit: int | None = None
     #: What the user asked of this session (profile, copy, reuse, keep...), for the runtime.
     options: DebugOptions = field(default_factory=lambda: DebugOptions())
 
@@ -112,6 +117,10 @@ class Privileges:
     #: Kubernetes: the debug container's securityContext and the profile that made it.
     security_context: Mapping[str, Any] | None = None
     profile: str = ""
+    #: See SidecarSpec: what a cp or dump sidecar gives up.
+    cap_drop: tuple[str, ...] = ()
+    no_new_privileges: bool = False
+    pids_limit: int | None = None
 
     def describe(self) -> str:
         """A few words for the banner: 'root +SYS_PTRACE', 'uid 65532', 'privileged'."""

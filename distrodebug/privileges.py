@@ -6,6 +6,9 @@ ends up in the banner, so an on-call engineer can see why the sidecar was given 
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Literal
+
 from distrodebug.errors import TargetNotDebuggable
 from distrodebug.model import Mode, Privileges, TargetInfo, View, is_root_user
 
@@ -54,6 +57,10 @@ def choose_docker(
         why = f"--user {user} was asked for"
         if view == "proc":
             why += "; a non-root sidecar cannot chroot, so the target's root is under /proc"
+        elif not info.runs_as_root:
+            # Root reads another user's /proc/<pid>/root only with SYS_PTRACE.
+            extra = _normal_caps(("SYS_PTRACE", *extra))
+            why += f"; the target runs as user {info.user}: added SYS_PTRACE to read its root"
         return Privileges(user, extra, False, view, why)
     if info.runs_as_root:
         return Privileges(
@@ -78,3 +85,34 @@ def choose_copy(*, user: str | None = None, cap_add: tuple[str, ...] = ()) -> Pr
     if user is not None:
         return Privileges(user, _normal_caps(cap_add), False, "chroot", f"--user {user} was asked for")
     return Privileges("0", _normal_caps(cap_add), False, "chroot", "root inside a throwaway copy")
+
+
+#: What a sidecar is for: an interactive or exec session, or one of our own jobs.
+Job = Literal["session", "read", "write"]
+#: Our jobs' process limit: a tar, a find, a few shells.
+JOB_PIDS_LIMIT = 256
+
+
+def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
+    """Trim a Docker sidecar's privileges to what cp and dump need (a session keeps them).
+
+    Every capability is dropped; kept are SYS_CHROOT (the chroot into the target), SYS_PTRACE
+    (reading /proc/<pid>/root of a process with other capabilities than ours) and, to read,
+    DAC_READ_SEARCH (every file, whatever its mode). Writes to a root target add DAC_OVERRIDE,
+    FOWNER and CHOWN (root in the target has them); writes to another user's target only
+    SETUID and SETGID, to become that user. Always no-new-privileges and a pids limit.
+    Kubernetes profiles, --privileged and an explicit --user are left as they are.
+    """
+    if job == "session" or priv.profile or priv.privileged or priv.user not in ("0", "root"):
+        return priv
+    if job == "read":
+        keep: tuple[str, ...] = ("SYS_CHROOT", "SYS_PTRACE", "DAC_READ_SEARCH")
+    elif info.runs_as_root:
+        keep = ("SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE", "FOWNER", "CHOWN")
+    else:
+        keep = ("SETUID", "SETGID")
+    return dataclasses.replace(
+        priv, cap_add=keep, cap_drop=("ALL",),
+        no_new_privileges=True, pids_limit=JOB_PIDS_LIMIT,
+        reason=f"{priv.reason}; a {job}-only job keeps only {', '.join(keep)}",
+    )

@@ -84,7 +84,7 @@ def dd(toolbox: str) -> Callable[..., Ran]:
     """Run the real `distrodebug` CLI in a subprocess with the offline toolbox as debug image."""
 
     def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> Ran:
+            timeout: float = 120, cwd: str | None = None) -> Ran:
         full_env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "distrodebug", *args],
@@ -94,6 +94,7 @@ def dd(toolbox: str) -> Callable[..., Ran]:
             env=full_env,
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
+            cwd=cwd,
         )
         return Ran(proc.returncode, proc.stdout, proc.stderr)
 

@@ -81,7 +81,7 @@ def dump(
 
     request = session.SessionRequest(
         target=target, command=_in_sidecar(info.pid, procinfo.COLLECT_SCRIPT), stdin=False,
-        outside_target=True,
+        outside_target=True, job="read",
     )
     text, _, _, _ = capture.capture(request, runtime, settings, ui, collect)
     found = procinfo.parse_collect(text.decode("utf-8", "replace"))

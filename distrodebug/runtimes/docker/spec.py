@@ -18,6 +18,12 @@ def container_kwargs(spec: SidecarSpec, name: str, base_image: str | None = None
         "cap_add": list(spec.cap_add) or None,
         "privileged": spec.privileged,
     }
+    if spec.cap_drop:
+        host["cap_drop"] = list(spec.cap_drop)
+    if spec.no_new_privileges:
+        host["security_opt"] = ["no-new-privileges"]
+    if spec.pids_limit:
+        host["pids_limit"] = spec.pids_limit
     if spec.mode == "join":
         joined = f"container:{spec.target_id}"
         host.update(pid_mode=joined, network_mode=joined)

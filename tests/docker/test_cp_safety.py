@@ -1,0 +1,118 @@
+"""`cp` against hostile and awkward targets (issue 11: items 2, 3, 4, 16, 18).
+
+Every test runs the real CLI against the real engine; the targets are the offline toolbox image
+(it has a shell, so the test can plant files) run as root or as uid 65532, and the distroless
+Python app.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
+
+
+def _target(make_container: Any, toolbox: str, setup: str, **kwargs: Any) -> Any:
+    return make_container(toolbox, entrypoint=["/bin/sh", "-c", f"{setup} && exec sleep 1000"],
+                          **kwargs)
+
+
+def _run(target: Any, command: str) -> str:
+    code, out = target.exec_run(["/bin/sh", "-c", command], user="0")
+    assert code == 0, out
+    return out.decode("utf-8", "surrogateescape")
+
+
+def test_copy_into_existing_directory_merges(dd: Any, make_container: Any, toolbox: str,
+                                             tmp_path: Path) -> None:
+    target = _target(make_container, toolbox,
+                     "mkdir -p /srv/conf/sub && echo db > /srv/conf/important.db && "
+                     "echo old > /srv/conf/other.cfg && echo keep > /srv/conf/sub/keep")
+    conf = tmp_path / "conf"
+    (conf / "sub").mkdir(parents=True)
+    (conf / "other.cfg").write_text("new\n")
+    (conf / "sub" / "added").write_text("added\n")
+    ran = dd("cp", str(conf), f"{target.name}:/srv/")
+    assert ran.code == 0, ran.err
+    listing = _run(target, "cd /srv/conf && find . -type f | sort && cat other.cfg important.db")
+    assert listing.split() == ["./important.db", "./other.cfg", "./sub/added", "./sub/keep",
+                               "new", "db"]
+    # docker cp: a directory copied onto an existing directory of the same name lands inside it.
+    ran = dd("cp", str(conf), f"{target.name}:/srv/conf")
+    assert ran.code == 0, ran.err
+    assert _run(target, "cat /srv/conf/conf/other.cfg /srv/conf/important.db").split() == ["new", "db"]
+
+
+def test_symlink_cannot_lead_root_writes_out_of_the_users_reach(
+        dd: Any, make_container: Any, toolbox: str, tmp_path: Path) -> None:
+    target = _target(make_container, toolbox, "mkdir -p /tmp/w && ln -s /etc /tmp/w/link",
+                     user="65532")
+    before = _run(target, "ls -ln /etc/passwd; md5sum /etc/passwd")
+    evil = tmp_path / "passwd"
+    evil.write_text("root::0:0::/root:/bin/sh\n")
+    for dest in ("/tmp/w/link/passwd", "/tmp/w/link/", "/tmp/w/link"):
+        ran = dd("cp", str(evil), f"{target.name}:{dest}")
+        assert ran.code != 0, (dest, ran.err)
+        assert "Traceback" not in ran.err
+    assert _run(target, "ls -ln /etc/passwd; md5sum /etc/passwd") == before
+    # The same copy into a directory the user owns works, and the file is the user's.
+    ran = dd("cp", str(evil), f"{target.name}:/tmp/w/")
+    assert ran.code == 0, ran.err
+    assert " 65532 " in _run(target, "ls -ln /tmp/w/passwd")
+
+
+def test_large_copy_into_unwritable_directory_fails_fast(dd: Any, make_container: Any,
+                                                         python_image: str, tmp_path: Path) -> None:
+    target = make_container(python_image, user="65532")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1 << 20) * 4)
+    started = time.monotonic()
+    ran = dd("cp", str(big), f"{target.name}:/etc/", timeout=90)
+    assert ran.code == 125, ran.err
+    assert "may not write to '/etc'" in ran.err
+    assert time.monotonic() - started < 60
+
+
+def test_copy_corners(dd: Any, make_container: Any, toolbox: str, tmp_path: Path) -> None:
+    target = _target(make_container, toolbox,
+                     "mkdir -p /x && printf caf > \"$(printf '/x/caf\\351')\"")
+    work = tmp_path / "work"
+    work.mkdir(mode=0o755)
+    (work / "a.txt").write_text("a\n")
+    # '.' copies the directory's contents, docker cp style, and reports success.
+    ran = dd("cp", ".", f"{target.name}:/dot", cwd=str(work))
+    assert ran.code == 0, ran.err
+    assert _run(target, "stat -c %a /dot; cat /dot/a.txt").split() == ["755", "a"]
+    # A trailing slash names a directory: a file is not created under that name.
+    ran = dd("cp", str(work / "a.txt"), f"{target.name}:/tmp/new/")
+    assert ran.code != 0 and "does not exist" in ran.err, ran.err
+    assert _run(target, "test ! -e /tmp/new && echo absent").strip() == "absent"
+    # Non-UTF-8 names travel both ways.
+    out = tmp_path / "out"
+    out.mkdir()
+    ran = dd("cp", f"{target.name}:" + os.fsdecode(b"/x/caf\xe9"), str(out))
+    assert ran.code == 0, ran.err
+    assert (out / os.fsdecode(b"caf\xe9")).read_text() == "caf"
+    ran = dd("cp", str(out / os.fsdecode(b"caf\xe9")), f"{target.name}:" + os.fsdecode(b"/x/b\xe9"))
+    assert ran.code == 0, ran.err
+    assert _run(target, "cat /x/b*") == "caf"
+    # The whole root comes out (without /proc and /sys).
+    ran = dd("cp", f"{target.name}:/", str(tmp_path / "root"))
+    assert ran.code == 0, ran.err
+    assert (tmp_path / "root" / "bin" / "busybox").exists()
+    assert (tmp_path / "root" / "x").is_dir() and not (tmp_path / "root" / "proc").exists()
+
+
+def test_read_only_root_says_read_only_to_a_non_root_target(dd: Any, make_container: Any,
+                                                            python_image: str, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    target = make_container(python_image, user="65532", read_only=True)
+    for dest in ("/tmp/", "/etc/"):  # /etc is not the user's either: read-only is the news
+        ran = dd("cp", str(tmp_path / "f"), f"{target.name}:{dest}")
+        assert ran.code == 125 and "read-only" in ran.err, ran.err
+    assert target.diff() is None
