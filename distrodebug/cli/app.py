@@ -37,7 +37,7 @@ from distrodebug.cli.options import (
     size,
     wants_json,
 )
-from distrodebug.cli.tools import WithOpt, forward, image_with, toolbox_app
+from distrodebug.cli.tools import WithOpt, complete_target, forward, image_with, toolbox_app
 from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 from distrodebug.model import DebugOptions
 from distrodebug.settings import load_settings
@@ -50,7 +50,7 @@ app = typer.Typer(
     name="distrodebug",
     help="Debug distroless containers on Docker and Kubernetes without a shell in the image.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -85,7 +85,8 @@ def _session(target: Target, command: tuple[str, ...] | None, image: str | None,
 @app.command()
 @kubectl_flags
 def shell(
-    target: Annotated[str | None, typer.Argument(help="Container name or ID, docker://NAME.")] = None,
+    target: Annotated[str | None, typer.Argument(help="Container name or ID, docker://NAME.",
+                                                 autocompletion=complete_target)] = None,
     image_target: ImageTargetOpt = None,
     image: ImageOpt = None,
     with_: WithOpt = None,
@@ -115,7 +116,8 @@ def shell(
 @app.command(name="exec")
 @kubectl_flags
 def exec_(
-    target: Annotated[str, typer.Argument(help="Container name or ID (or --image-target).")],
+    target: Annotated[str, typer.Argument(help="Container name or ID (or --image-target).",
+                                          autocompletion=complete_target)],
     command: Annotated[list[str] | None, typer.Argument(help="The command after --.")] = None,
     image_target: ImageTargetOpt = None,
     image: ImageOpt = None,

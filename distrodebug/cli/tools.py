@@ -86,7 +86,8 @@ def list_(
 
 
 def forward(
-    target: Annotated[str, typer.Argument(help="Container name or ID.")],
+    target: Annotated[str, typer.Argument(help="Container name or ID.",
+                                          autocompletion=complete_target)],
     ports: Annotated[str, typer.Argument(help="[LOCAL:]REMOTE_PORT; LOCAL 0 picks a free port.")],
     address: Annotated[
         str, typer.Option("--address", help="Local address to listen on.")
@@ -113,3 +114,18 @@ def forward(
         console.notice(f"distrodebug: forwarding {host}:{port} -> {resolved.name}:{wanted.remote} "
                        "(loopback included); Ctrl-C to stop")
         running.serve()
+
+
+def complete_target(incomplete: str) -> list[str]:
+    """Shell completion for TARGET: container names, and pod/NAME once a cluster answers."""
+    from distrodebug.runtimes.docker.names import container_names
+
+    words = [name for name in container_names() if name.startswith(incomplete)]
+    if "pod/".startswith(incomplete) or incomplete.startswith("pod/"):
+        words += [w for w in pod_names() if w.startswith(incomplete)]
+    return words
+
+
+def pod_names() -> list[str]:
+    """pod/NAME words for completion; [] until the Kubernetes runtime offers a quick list."""
+    return []

@@ -289,3 +289,16 @@ def listing(store: ImageLister) -> list[Row]:
         packages = tuple(p for p in image.labels.get(PACKAGES_LABEL, "").split(",") if p)
         rows.append(Row(name, refs, size, tools, packages))
     return sorted(rows, key=lambda row: (row.name != "busybox", row.name, row.refs))
+
+
+def write_tar(box: Toolbox, out: Path) -> tuple[str, ...]:
+    """The root filesystem of `box` as a tar file, without an engine (the Dockerfiles use this)."""
+    digest, packages, wheels = plan(box)
+
+    def keep(tar_path: Path, ref: str, changes: list[str]) -> str:
+        import shutil
+
+        shutil.copyfile(tar_path, out)
+        return ref
+
+    return _build(box, digest, "file", packages, wheels, keep)
