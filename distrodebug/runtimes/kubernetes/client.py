@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -18,10 +19,32 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from distrodebug.errors import EngineUnreachable
+from distrodebug.errors import EngineUnreachable, PermissionDenied, UsageError
 from distrodebug.runtimes.kubernetes import errors as kubeerrors
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+@contextlib.contextmanager
+def _plugin_errors() -> Iterator[list[str]]:
+    """What the client logs when an exec credential plugin fails (it then goes on without one)."""
+    failures: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if text.startswith("exec:"):
+                failures.append(text.removeprefix("exec:").strip().rstrip("."))
+
+    # Ours is the only root handler meanwhile: the plugin's failure is ours to report, once, and
+    # logging.error() would otherwise install a stderr handler of its own.
+    root = logging.getLogger()
+    before = root.handlers[:]
+    root.handlers = [Catch(logging.ERROR)]
+    try:
+        yield failures
+    finally:
+        root.handlers = before
 
 
 class KubeClient:
@@ -30,12 +53,28 @@ class KubeClient:
     def __init__(self, context: str | None = None, namespace: str | None = None) -> None:
         self.configuration = client.Configuration()
         try:
-            config.load_kube_config(context=context, client_configuration=self.configuration)
             contexts, active = config.list_kube_config_contexts()
             if context:
-                active = next((c for c in contexts if c["name"] == context), active)
+                # Named but missing: say so. Falling back (to another context, or to the pod's
+                # service account) would debug something the user did not ask for.
+                active = next((c for c in contexts if c["name"] == context), None)
+                if active is None:
+                    raise UsageError(
+                        f"The kubeconfig has no context '{context}'.",
+                        f"Its contexts: {', '.join(sorted(c['name'] for c in contexts)) or 'none'}.")
+            with _plugin_errors() as failures:
+                config.load_kube_config(context=context, client_configuration=self.configuration)
+            if failures:
+                raise PermissionDenied(
+                    f"The kubeconfig's credential plugin failed, so no credentials were sent: "
+                    f"{failures[-1]}.",
+                    "Run the plugin's login step (your cloud CLI's 'login' or "
+                    "'get-credentials'), then try again; 'kubectl get pods' shows the same error.")
             default_ns = (active or {}).get("context", {}).get("namespace") or "default"
         except (ConfigException, FileNotFoundError, TypeError) as exc:
+            if context:
+                raise UsageError(f"The kubeconfig cannot be used with --context {context}: {exc}.",
+                                 "Check KUBECONFIG and 'kubectl config get-contexts'.") from None
             try:
                 config.load_incluster_config(client_configuration=self.configuration)
             except ConfigException:

@@ -398,9 +398,34 @@ def _start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> K
     return sidecar
 
 
+class _ExitedAtOnce(Exception):
+    def __init__(self, name: str, code: int, reason: str, message: str) -> None:
+        super().__init__(name)
+        self.name, self.code, self.reason, self.message = name, code, reason, message
+
+
 def wait_running(kube: KubeClient, pod: str, name: str, resource_version: str,
                  timeout: float) -> None:
     """Until container ``name`` of ``pod`` runs (or ran), bounded by ``timeout`` seconds."""
+    try:
+        _wait_running(kube, pod, name, resource_version, timeout)
+    except _ExitedAtOnce as gone:
+        # The runtime's own words ("exec format error") are in the container's log, if anywhere.
+        said = gone.message
+        try:
+            log = kube.raw(kube.pods_path(pod, "log"), {"container": name, "tailLines": "5"})
+            said = "; ".join(filter(None, [said, log.decode("utf-8", "replace").strip()]))
+        except Exception:  # noqa: BLE001 - the log is a courtesy; the exit is the news
+            pass
+        raise SidecarFailed(
+            f"The debug container {name} exited at once with status {gone.code} "
+            f"({gone.reason}: {said or 'no message'}).",
+            "Check that the debug image has /bin/sh and suits the node's architecture "
+            f"('kubectl logs {pod} -c {name} -n {kube.namespace}').") from None
+
+
+def _wait_running(kube: KubeClient, pod: str, name: str, resource_version: str,
+                  timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with kube.calls(f"waiting for {name}", pod):
         while time.monotonic() < deadline:
@@ -433,12 +458,8 @@ def _ready(pod: Mapping[str, Any], name: str, namespace: str) -> bool:
                                                                    "ContainerCannotRun"):
             # Exited before anyone attached: a wrong architecture ("exec format error"), a
             # missing shell in the debug image, a crash. Attaching to it would only hang.
-            said = str(terminated.get("message", "")).strip() or "no message"
-            raise SidecarFailed(
-                f"The debug container {name} exited at once with status {code} "
-                f"({terminated.get('reason')}: {said}).",
-                "Check that the debug image has /bin/sh and suits the node's architecture "
-                f"('kubectl logs {pod_name} -c {name} -n {namespace}').")
+            raise _ExitedAtOnce(name, int(code), str(terminated.get("reason")),
+                                str(terminated.get("message", "")).strip())
         return True
     status = pod.get("status") or {}
     for condition in status.get("conditions") or []:

@@ -71,6 +71,11 @@ def translate(exc: Any, what: str, pod: str, namespace: str) -> DistrodebugError
                 level, pss_containers(pss.group("why")),
             )
         rbac = _RBAC.search(message)
+        if rbac and 'User "system:anonymous"' in message:
+            return PermissionDenied(
+                f"The API server saw no credentials while {what} (it calls us system:anonymous).",
+                "The kubeconfig's user has no working token or certificate: log in again, or "
+                "check 'kubectl config view --minify'.")
         if rbac:
             verb, resource = rbac.group("verb"), rbac.group("resource")
             resource_name, _, sub = resource.partition("/")

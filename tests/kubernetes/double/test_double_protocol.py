@@ -18,7 +18,7 @@ import requests
 from apiserver import ApiServerDouble
 from apiserver.protobuf import decode_object
 
-CAPTURES = Path(__file__).resolve().parents[1] / "reference" / "kubectl"
+CAPTURES = Path(__file__).resolve().parents[2] / "reference" / "kubectl"
 POD = {"metadata": {"name": "mypod", "labels": {"app": "demo"}},
        "spec": {"containers": [{"name": "app", "image": "busybox:1", "command": ["sleep", "1"]}]}}
 

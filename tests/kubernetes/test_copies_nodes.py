@@ -1,0 +1,148 @@
+"""Pod copies, node pods, cp and dump on the real cluster: objects a real API server accepts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from distrodebug import labels
+from tests.fixtures.cluster import NODE, Cluster, pod
+
+
+def our_pods(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
+    found = cluster.kubectl("get", "pods", "-n", ns, "-l", labels.selector(), "-o", "json").out
+    return list(json.loads(found)["items"])
+
+
+def test_copy_of_a_real_crash_loop_keeps_the_app_up(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 1: our labels were not valid label values, so every copy got a 422."""
+    crashing = pod("crash", cluster.images["static"], command=["/app", "--no-such-flag"],
+                   restartPolicy="Always", nodeName=NODE)
+    crashing["spec"]["containers"][0]["command"] = ["/bin/false"]  # no such file: it crashes
+    cluster.apply(crashing, namespace=ns)
+    cluster.wait_for("crash", ns, lambda p: any(
+        (s.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+        or s.get("restartCount", 0) >= 1 for s in p["status"].get("containerStatuses") or []),
+        what="a crash loop")
+    refused = cluster.dd("exec", "pod/crash", "-n", ns, "--", "true")
+    assert refused.code == 125 and "--copy" in refused.err
+    ran = cluster.dd("exec", "pod/crash", "-n", ns, "--copy", "--", "sh", "-c",
+                     "ls /app && echo $DISTRODEBUG_ROOT && exit 4")
+    assert ran.code == 4, ran.err
+    assert ran.out.split() == ["/app", "/"]
+    assert our_pods(cluster, ns) == []  # the copy was deleted when the session ended
+
+
+def test_copy_flags_as_kubectl_names_them(cluster: Cluster, ns: str) -> None:
+    source = pod("src", cluster.images["static"], labels={"app": "src", "tier": "web"})
+    source["metadata"]["annotations"] = {"team": "payments"}
+    source["spec"]["containers"][0]["livenessProbe"] = {"tcpSocket": {"port": 9},
+                                                        "initialDelaySeconds": 3600}
+    cluster.apply(source, namespace=ns)
+    cluster.wait_ready("src", ns)
+    custom = Path(cluster.kubeconfig).parent / f"custom-{ns}.json"
+    custom.write_text(json.dumps({"env": [{"name": "FROM_CUSTOM", "value": "yes"}]}))
+    try:
+        ran = cluster.dd("exec", "pod/src", "-n", ns, "--copy", "--keep", "--keep-labels",
+                         "--keep-annotations", "--same-node", "--share-processes=false",
+                         "--env", "DEBUG=1", "--custom", str(custom), "--", "sh", "-c",
+                         'echo "$DEBUG $FROM_CUSTOM"')
+    finally:
+        custom.unlink()
+    assert ran.code == 0, ran.err
+    assert ran.out.strip() == "1 yes"
+    (copy,) = our_pods(cluster, ns)
+    meta = copy["metadata"]
+    assert meta["labels"]["tier"] == "web" and meta["annotations"]["team"] == "payments"
+    assert copy["spec"]["nodeName"] == NODE and copy["spec"]["shareProcessNamespace"] is False
+    assert all(labels.is_label_value(v) for v in meta["labels"].values())
+    assert meta["annotations"][labels.TARGET_NAME] == "src"
+    app = next(c for c in copy["spec"]["containers"] if c["name"] == "app")
+    assert "livenessProbe" not in app  # kept probes stay off the container that runs our shell
+    assert "kept pod" in ran.err
+
+
+def test_replace_deletes_the_original_once_the_copy_runs(cluster: Cluster, ns: str) -> None:
+    cluster.apply(pod("old", cluster.images["static"]), namespace=ns)
+    cluster.wait_ready("old", ns)
+    ran = cluster.dd("exec", "pod/old", "-n", ns, "--copy", "--replace", "--keep", "--", "true")
+    assert ran.code == 0, ran.err
+    gone = cluster.kubectl("get", "pod", "old", "-n", ns, check=False)
+    assert gone.code != 0 or '"deletionTimestamp"' in gone.out
+
+
+def test_unschedulable_copy_ends_with_the_schedulers_reason(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 10: the wait ran into --timeout instead of saying why."""
+    # Bound straight to the node, the original runs: the kubelet does not check pod affinity.
+    # Its copy goes through the scheduler, which finds no pod to sit beside.
+    source = pod("big", cluster.images["static"], nodeName=NODE, affinity={"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": {"no-such": "pod"}},
+            "topologyKey": "kubernetes.io/hostname"}]}})
+    cluster.apply(source, namespace=ns)
+    cluster.wait_ready("big", ns)
+    ran = cluster.dd("exec", "pod/big", "-n", ns, "--copy", "--timeout", "100", "--", "true",
+                     timeout=60)
+    assert ran.code == 125
+    assert "cannot be scheduled" in ran.err and "node" in ran.err.lower(), ran.err
+    assert our_pods(cluster, ns) == []
+
+
+def test_node_pod_sees_the_host(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 1: node pods carried invalid labels too."""
+    ran = cluster.dd("exec", f"node/{NODE}", "-n", ns, "--", "sh", "-c",
+                     "test -d /host/var/lib/distrodebug-cluster && echo host-root")
+    assert ran.code == 0, ran.err
+    assert ran.out.strip() == "host-root"
+    assert our_pods(cluster, ns) == []
+
+
+def test_cp_both_ways_into_a_read_only_non_root_app(cluster: Cluster, ns: str, tmp_path: Path) -> None:
+    manifest = pod("files", cluster.images["nonroot"], user=65532, read_only=True)
+    manifest["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    manifest["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    cluster.apply(manifest, namespace=ns)
+    cluster.wait_ready("files", ns)
+    local = tmp_path / "payload.bin"
+    local.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: more than any pipe holds
+    into = cluster.dd("cp", str(local), "pod/files:/data/", "-n", ns)
+    assert into.code == 0, into.err
+    back = tmp_path / "back"
+    back.mkdir()
+    out = cluster.dd("cp", "pod/files:/data/payload.bin", str(back), "-n", ns)
+    assert out.code == 0, out.err
+    assert (back / "payload.bin").read_bytes() == local.read_bytes()
+    owner = cluster.dd("exec", "pod/files", "-n", ns, "--", "stat", "-c", "%u",
+                       "/proc/1/root/data/payload.bin")
+    assert owner.out.strip() == "65532", owner
+    refused = cluster.dd("cp", str(local), "pod/files:/etc/", "-n", ns)
+    assert refused.code != 0 and "read-only" in refused.err.lower(), refused.err
+
+
+def test_dump_of_a_pod_verifies(cluster: Cluster, ns: str, tmp_path: Path) -> None:
+    cluster.apply(pod("web", cluster.images["python"], user=65532), namespace=ns)
+    cluster.wait_ready("web", ns)
+    bundle = tmp_path / "web.tar.zst"
+    ran = cluster.dd("dump", "pod/web", "-n", ns, "-f", str(bundle), "--path", "/app")
+    assert ran.code == 0, ran.err
+    verify = subprocess.run([sys.executable, "-m", "distrodebug", "verify", str(bundle)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    report = json.loads(subprocess.run([sys.executable, "-m", "distrodebug", "report",
+                                        str(bundle), "-o", "json"], capture_output=True,
+                                       text=True).stdout)
+    assert report["target"]["pod"] == "web" and report["target"]["namespace"] == ns
+    assert any("python3.11" in " ".join(p.get("cmdline") or []) for p in report["processes"])
+
+
+def test_doctor_on_the_real_cluster(cluster: Cluster, ns: str) -> None:
+    cluster.apply(pod("api", cluster.images["nonroot"], user=65532), namespace=ns)
+    cluster.wait_ready("api", ns)
+    ran = cluster.dd("doctor", "pod/api", "-n", ns, "-o", "json")
+    assert ran.code == 0, ran.out + ran.err
+    report = json.loads(ran.out)
+    assert report["ok"] and "v1.34" in report["checks"][0]["detail"]
+    assert "65532" in report["prediction"]

@@ -1,0 +1,142 @@
+"""shell and exec on the real cluster: ephemeral debuggers in real pods, the kubelet's own answers."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pexpect
+
+from tests.fixtures.cluster import Cluster, pod
+
+PROMPT = r"\[distrodebug [^\]]+\] \S+ [#$] "
+
+
+def ephemeral(cluster: Cluster, name: str, ns: str) -> list[dict[str, Any]]:
+    return list(cluster.get("pod", name, ns)["spec"].get("ephemeralContainers") or [])
+
+
+def start(cluster: Cluster, ns: str, *manifests: dict[str, Any]) -> None:
+    cluster.apply(*manifests, namespace=ns)
+    for manifest in manifests:
+        cluster.wait_ready(manifest["metadata"]["name"], ns)
+
+
+def test_interactive_shell_in_a_pty(cluster: Cluster, ns: str) -> None:
+    start(cluster, ns, pod("api", cluster.images["nonroot"], user=65532, read_only=True))
+    child = pexpect.spawn(sys.executable, ["-m", "distrodebug", "shell", "pod/api", "-n", ns],
+                          env=cluster.dd_env(), encoding="utf-8", timeout=90, dimensions=(30, 100))
+    child.expect("distrodebug: api")
+    child.expect(PROMPT)
+    # The app is there (its own PID namespace is shared), and its files are at $DISTRODEBUG_ROOT.
+    child.sendline("ps -o pid,user,args | grep -c '[/]app$'")
+    child.expect(r"\r\n1\r\n")
+    child.sendline('ls "$DISTRODEBUG_ROOT/app" && echo listed')
+    child.expect(r"/app\r\nlisted")
+    child.setwinsize(42, 132)
+    time.sleep(1)
+    child.sendline("stty size")
+    child.expect("42 132")
+    child.sendline("sleep 100")
+    time.sleep(1)
+    child.sendcontrol("c")
+    child.expect(PROMPT)
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5
+    (debugger,) = ephemeral(cluster, "api", ns)
+    assert debugger["stdin"] and debugger["stdinOnce"] and debugger["tty"]
+    # Same uid as the target, every capability dropped: reads its root with no SYS_PTRACE.
+    assert debugger["securityContext"]["runAsUser"] == 65532
+    assert debugger["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_exec_exit_code_stdin_stderr_and_one_debugger_for_repeated_calls(cluster: Cluster,
+                                                                          ns: str) -> None:
+    start(cluster, ns, pod("api", cluster.images["static"]))
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "ps", "-o", "pid,user,args")
+    assert ran.code == 0, ran.err
+    assert any(line.split() == ["1", "root", "/app"] for line in ran.out.splitlines()), ran.out
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "sh", "-c",
+                     "ls /app; cat; echo err >&2; exit 3", input="from stdin\n")
+    assert ran.code == 3, ran.err
+    assert ran.out.splitlines() == ["/app", "from stdin"]
+    assert "err" in ran.err
+    assert len(ephemeral(cluster, "api", ns)) == 1  # the second exec reused the first debugger
+
+
+def test_exec_debugger_is_never_reused_for_another_container(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 2: a debugger made for `app` ran `-c sidecar`'s commands in app's view."""
+    sidecar = {"name": "sidecar", "image": cluster.images["python"], "imagePullPolicy": "Never",
+               "command": ["/usr/bin/python3.11", "-c", "import time; time.sleep(100000)"]}
+    start(cluster, ns, pod("two", cluster.images["static"], extra_containers=[sidecar]))
+    first = cluster.dd("exec", "pod/two", "-n", ns, "-c", "app", "--", "ls", "/")
+    assert first.code == 0, first.err
+    second = cluster.dd("exec", "pod/two", "-n", ns, "-c", "sidecar", "--", "ls", "/usr/bin")
+    assert second.code == 0, second.err
+    assert "python3.11" in second.out.split()
+    targets = sorted(c["targetContainerName"] for c in ephemeral(cluster, "two", ns))
+    assert targets == ["app", "sidecar"]
+
+
+def test_shared_process_namespace_finds_the_app_not_pause(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 3: with shareProcessNamespace PID 1 is pause, and the root was pause's."""
+    start(cluster, ns, pod("shared", cluster.images["static"], shareProcessNamespace=True))
+    ran = cluster.dd("exec", "pod/shared", "-n", ns, "--", "sh", "-c",
+                     "ls /; cat /proc/1/cmdline | tr '\\0' ' '")
+    assert ran.code == 0, ran.err
+    assert "app" in ran.out.split(), ran.out  # the app's root, which holds /app
+    assert "pause" in ran.out  # PID 1 is indeed the sandbox's pause
+
+
+def test_host_pid_pod_never_lands_in_the_nodes_root(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 3: with hostPID PID 1 is the node's init; a chroot there is the node."""
+    start(cluster, ns, pod("hostpid", cluster.images["static"], hostPID=True))
+    ran = cluster.dd("exec", "pod/hostpid", "-n", ns, "--", "sh", "-c",
+                     "test -e /app && ! test -e /var/lib/distrodebug-cluster && echo app-root")
+    assert ran.code == 0, (ran.out, ran.err)
+    assert ran.out.strip() == "app-root"
+
+
+def test_distroless_python_without_a_shell(cluster: Cluster, ns: str) -> None:
+    start(cluster, ns, pod("py", cluster.images["python"], user=65532))
+    ran = cluster.dd("exec", "pod/py", "-n", ns, "--", "sh", "-c",
+                     'ls "$DISTRODEBUG_ROOT/bin/sh" 2>&1; ls "$DISTRODEBUG_ROOT/usr/bin"')
+    assert ran.code == 0, ran.err
+    assert "No such file" in ran.out and "python3.11" in ran.out
+
+
+def test_workload_targets_made_by_the_real_controllers(cluster: Cluster, ns: str) -> None:
+    image = cluster.images["static"]
+    template = {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [
+        {"name": "app", "image": image, "imagePullPolicy": "Never"}],
+        "terminationGracePeriodSeconds": 1}}
+    selector = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["w"]}]}
+    workloads = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+         "spec": {"replicas": 1, "selector": selector, "template": template}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "s"}},
+                  "template": {**template, "metadata": {"labels": {"app": "s"}}}}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+         "spec": {"selector": {"matchLabels": {"app": "d"}},
+                  "template": {**template, "metadata": {"labels": {"app": "d"}}}}},
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+         "spec": {"template": {"metadata": {"labels": {"app": "j"}},
+                               "spec": {**template["spec"], "restartPolicy": "Never"}}}},
+        # A bystander that an empty selector would pick (issue 10, item 6): first by name.
+        pod("aaa-bystander", image, labels={"app": "other"}),
+    ]
+    cluster.apply(*workloads, namespace=ns)
+    for kind, name, label in (("deploy", "web", "w"), ("sts", "db", "s"), ("ds", "agent", "d"),
+                              ("job", "once", "j")):
+        cluster.kubectl("wait", "-n", ns, "pods", "-l", f"app={label}", "--for=condition=Ready",
+                        "--timeout=120s", timeout=130)
+        ran = cluster.dd("exec", f"{kind}/{name}", "-n", ns, "--", "hostname")
+        assert ran.code == 0, (kind, ran.err)
+        assert ran.out.strip() != "aaa-bystander", kind
+        host = ran.out.strip()
+        owner = cluster.get("pod", host, ns)["metadata"]["labels"]["app"]
+        assert owner == label, (kind, host)
