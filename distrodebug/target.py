@@ -119,7 +119,10 @@ def parse_target(
         if head in _PODS:
             return _pod(rest, text, container, namespace)
         if head in _NODES:
-            return Target(kind="node", name=_k8s_name(rest, text), runtime="kubernetes")
+            # Nodes have no namespace, but the debugging pod we create on one does (-n), as
+            # kubectl's does.
+            return Target(kind="node", name=_k8s_name(rest, text), runtime="kubernetes",
+                          namespace=namespace)
         if head in _WORKLOADS:
             return Target(
                 kind="workload",

@@ -36,6 +36,10 @@ def test_flags_fill_gaps() -> None:
     assert parse_target("pod/api", container="app", namespace="prod") == Target(
         kind="pod", name="api", runtime="kubernetes", namespace="prod", container="app"
     )
+    # The node has no namespace; the debugging pod made on it goes to -n, as kubectl's does.
+    assert parse_target("node/worker-1", namespace="ops") == Target(
+        kind="node", name="worker-1", runtime="kubernetes", namespace="ops"
+    )
 
 
 @pytest.mark.parametrize(
