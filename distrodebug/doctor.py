@@ -108,6 +108,9 @@ def kubernetes(runtime: ClusterFacts, target: Target | None, settings: Settings,
         f"{version} predates GA (1.25): they may be off; use --copy"))
     name = target.name if target and target.kind == "pod" else ""
     for verb, resource, sub, why, required in KUBE_PERMISSIONS:
+        if verb == "create" and sub in ("exec", "attach") and minor is not None and minor >= 35:
+            # From 1.35 the API server checks `create` on WebSocket exec and attach too.
+            required, why = True, why.replace(" (1.35+ checks create too)", " (1.35+: required)")
         allowed, reason = runtime.can_i(verb, resource, sub, name if resource == "pods" else "")
         label = f"{verb} {resource}{'/' + sub if sub else ''}"
         report.checks.append(Check(label, allowed, why if allowed else f"denied: {why}"

@@ -179,6 +179,10 @@ class DebugOptions:
     custom: Mapping[str, Any] | None = None
     #: Copies: mount the volumes the copy shares with the original read-write (default: read-only).
     writable_volumes: bool = False
+    #: Kubernetes: seconds an exec debugger waits with nothing run in it before it exits, and how
+    #: many debuggers of ours a pod may hold (ephemeral containers are never removed).
+    debugger_idle: int = 600
+    max_debuggers: int = 16
 
     @property
     def wants_copy(self) -> bool:

@@ -6,6 +6,8 @@ The config file is TOML at ``$DISTRODEBUG_CONFIG`` or ``$XDG_CONFIG_HOME/distrod
 
     image = "registry.example.com/tools/busybox:1"   # debug image
     timeout = 120                                      # seconds to wait for a sidecar or pod
+    debugger_idle = 600     # Kubernetes: an exec debugger with nothing run in it this long exits
+    max_debuggers = 16      # Kubernetes: ephemeral debuggers of ours one pod may hold (forever)
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ DETACH_KEYS = "ctrl-],ctrl-]"
 class Settings:
     image: str = DEFAULT_IMAGE
     timeout: float = DEFAULT_TIMEOUT
+    debugger_idle: int = 600
+    max_debuggers: int = 16
     #: Where the image setting came from, so the banner can say why this image was used.
     image_source: str = "default"
 
@@ -59,7 +63,17 @@ def load_settings(image_flag: str | None = None, timeout_flag: float | None = No
         timeout = _number(os.environ["DISTRODEBUG_TIMEOUT"], "DISTRODEBUG_TIMEOUT")
     if timeout_flag is not None:
         timeout = timeout_flag
-    return Settings(image=image, timeout=timeout, image_source=source)
+    counts = {}
+    for key, default in (("debugger_idle", 600), ("max_debuggers", 16)):
+        value = config.get(key, default)
+        env = f"DISTRODEBUG_{key.upper()}"
+        if os.environ.get(env):
+            value = _number(os.environ[env], env)
+        if not isinstance(value, int | float) or value < 1:
+            raise UsageError(f"{key} = {value!r} is not a positive number.",
+                             f"Set {env} or '{key}' in {config_path()} to a whole number.")
+        counts[key] = int(value)
+    return Settings(image=image, timeout=timeout, image_source=source, **counts)
 
 
 def _number(text: str, name: str) -> float:

@@ -126,10 +126,11 @@ def debug_options(target: Target, *, user: str | None = None, cap_add: list[str]
     if copy_only and not (copy or images):
         raise UsageError(f"{', '.join(copy_only)} appl{'ies' if len(copy_only) == 1 else 'y'} to "
                          "copies of a pod.", "Add --copy (or --set-image).")
+    settings = load_settings(None, timeout)
     return DebugOptions(
         user=user, cap_add=tuple(cap_add or ()), privileged=privileged, profile=profile,
-        reuse=reuse, copy=copy, keep=keep, set_image=images,
-        timeout=load_settings(None, timeout).timeout,
+        reuse=reuse, copy=copy, keep=keep, set_image=images, timeout=settings.timeout,
+        debugger_idle=settings.debugger_idle, max_debuggers=settings.max_debuggers,
         env=env_pairs(flags.env), quiet=flags.quiet, attach=flags.attach,
         same_node=flags.same_node, share_processes=flags.share_processes,
         keep_labels=flags.keep_labels, keep_annotations=flags.keep_annotations,

@@ -140,3 +140,40 @@ def test_workload_targets_made_by_the_real_controllers(cluster: Cluster, ns: str
         host = ran.out.strip()
         owner = cluster.get("pod", host, ns)["metadata"]["labels"]["app"]
         assert owner == label, (kind, host)
+
+
+def debugger_states(cluster: Cluster, name: str, ns: str) -> dict[str, dict[str, Any]]:
+    status = cluster.get("pod", name, ns)["status"]
+    return {s["name"]: s.get("state") or {} for s in status.get("ephemeralContainerStatuses") or []}
+
+
+def test_exec_debugger_lives_while_used_and_ends_when_idle(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 4: the debugger lived a fixed 600 s (`sleep 600`), killing long commands."""
+    start(cluster, ns, pod("api", cluster.images["static"]))
+    idle = {"DISTRODEBUG_DEBUGGER_IDLE": "10"}
+    # A command that runs past the idle time is not cut off: running is not being idle.
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "sh", "-c", "sleep 20; echo done",
+                     env=idle)
+    assert ran.code == 0, ran.err
+    assert ran.out.strip() == "done"
+    (name,) = debugger_states(cluster, "api", ns)
+    cluster.wait_for("api", ns, lambda p: "terminated" in debugger_states(cluster, "api", ns)[name],
+                     timeout=60, what="the idle debugger's exit")
+    # The next exec gets a fresh debugger rather than the ended one.
+    again = cluster.dd("exec", "pod/api", "-n", ns, "--", "true", env=idle)
+    assert again.code == 0, again.err
+    assert len(debugger_states(cluster, "api", ns)) == 2
+
+
+def test_a_pod_gets_no_more_debuggers_than_the_cap(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 4: ephemeral containers are never removed; each call could add one."""
+    start(cluster, ns, pod("api", cluster.images["static"]))
+    cap = {"DISTRODEBUG_MAX_DEBUGGERS": "2"}
+    for uid in ("1", "2"):  # a different user is a different request: a new debugger each
+        ran = cluster.dd("exec", "pod/api", "-n", ns, "--user", uid, "--", "true", env=cap)
+        assert ran.code == 0, ran.err
+    refused = cluster.dd("exec", "pod/api", "-n", ns, "--user", "3", "--", "true", env=cap)
+    assert refused.code == 125 and "already holds 2 ephemeral debuggers" in refused.err
+    assert len(ephemeral(cluster, "api", ns)) == 2
+    reused = cluster.dd("exec", "pod/api", "-n", ns, "--user", "2", "--", "true", env=cap)
+    assert reused.code == 0, reused.err  # an existing one for the same request still serves

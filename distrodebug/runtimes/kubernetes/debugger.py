@@ -5,7 +5,7 @@ once, with its reason), attached or exec'd over WebSocket, and, for the pods we 
 when the session ends. Ephemeral containers can never be removed, so the exec debugger is
 shared: later `exec`, `cp` and `dump` calls made for the same request (same image, privileges,
 target container and scripts) reuse it, it exits by itself after a spell without any exec in
-it, and a pod never gets more than :data:`MAX_DEBUGGERS` of ours.
+it (``debugger_idle``), and a pod never gets more than ``max_debuggers`` of ours (settings.py).
 """
 
 from __future__ import annotations
@@ -37,10 +37,6 @@ from distrodebug.runtimes.kubernetes.stream import V5, WebSocketStream, connect,
 #: Waiting reasons the kubelet will not get out of by itself in the time we wait.
 FATAL_WAITING = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
                  "InvalidImageName", "CreateContainerError", "RunContainerError", "ErrImageNeverPull"}
-#: An exec debugger exits after this many seconds in which nothing ran in it.
-IDLE_SECONDS = 600
-#: Ephemeral containers stay in the pod object forever; we add at most this many to one pod.
-MAX_DEBUGGERS = 16
 #: How long a pod copy or node pod may live before `cleanup` deletes it, if a session crashed.
 EXPIRY = timedelta(hours=2)
 #: How long a debugger started with --attach=false waits for someone to attach.
@@ -285,7 +281,7 @@ def _exec_body(spec: SidecarSpec, name: str, target: str) -> dict[str, Any]:
     """The idle exec debugger: our entry scripts in its env, the idle loop as its process."""
     reaper = (spec.argv[0],) if spec.argv[0].endswith("reaper") else ()
     idle = dataclasses.replace(spec, argv=(*reaper, "/bin/sh", "-c", IDLE_SCRIPT), stdin=False,
-                               env=_env(spec, DD_IDLE=str(IDLE_SECONDS)))
+                               env=_env(spec, DD_IDLE=str(spec.options.debugger_idle)))
     body = _custom(ephemeral_container(idle, name, target, spec.security_context), spec)
     body["env"].append({"name": "DD_REQUEST", "value": request_hash(body)})
     return body
@@ -350,7 +346,7 @@ def _start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> K
                                       f"container '{info.container}' to reuse.",
                                       "Run 'distrodebug exec' once to start one, or drop --reuse.")
     if name is None:
-        if len(_ours(pod)) >= MAX_DEBUGGERS:
+        if len(_ours(pod)) >= spec.options.max_debuggers:
             raise TargetNotDebuggable(
                 f"Pod '{info.name}' already holds {len(_ours(pod))} ephemeral debuggers of ours, "
                 "which Kubernetes never removes; each one stays in the pod object.",
@@ -489,4 +485,4 @@ def _ready(pod: Mapping[str, Any], name: str, namespace: str) -> bool:
     return False
 
 
-__all__ = ["IDLE_SECONDS", "MAX_DEBUGGERS", "KubeSidecar", "start", "wait_running"]
+__all__ = ["KubeSidecar", "start", "wait_running"]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from distrodebug.errors import SidecarFailed
 from distrodebug.model import STDERR, STDOUT
 
 V5 = "v5.channel.k8s.io"
@@ -106,6 +107,21 @@ class WebSocketStream:
             self._ws.close(timeout=1)
 
 
+def refuse_socks(proxy: str | None) -> None:
+    """A SOCKS ``proxy-url`` serves REST calls but not attach and exec: say so before trying.
+
+    The official client hands websocket-client a proxy's host and port but not its type, so the
+    WebSocket would send an HTTP CONNECT to a SOCKS proxy and fail with a message about neither.
+    """
+    scheme = (proxy or "").partition("://")[0].lower()
+    if scheme.startswith("socks"):
+        raise SidecarFailed(
+            f"The kubeconfig's proxy-url is {scheme}://: the Kubernetes client reaches the API "
+            "through it, but cannot open attach and exec streams (WebSocket) through a SOCKS proxy.",
+            "Use an http:// proxy in the kubeconfig's proxy-url (or HTTPS_PROXY), or reach the "
+            "API server directly (a VPN, or an SSH tunnel with -L instead of -D).")
+
+
 def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebSocketStream:
     """Open a WebSocket to an attach/exec path with the client configuration's TLS and auth."""
     from urllib.parse import urlencode
@@ -123,11 +139,10 @@ def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebS
         headers["authorization"] = token
     import websocket
 
+    refuse_socks(configuration.proxy)
     try:
         ws = create_websocket(configuration, url, headers)
     except websocket.WebSocketBadStatusException as exc:
-        from distrodebug.errors import SidecarFailed
-
         status = getattr(exc, "status_code", "?")
         body = (getattr(exc, "resp_body", b"") or b"")[:300]
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
@@ -136,3 +151,4 @@ def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebS
                             "Check distrodebug doctor for the pods/exec and pods/attach permissions.",
                             ) from None
     return WebSocketStream(ws)
+
