@@ -98,3 +98,10 @@ class Interrupted(DistrodebugError):
 
 class BundleError(DistrodebugError):
     """A dump bundle could not be written, read, verified or extracted."""
+
+
+class BundleDamaged(BundleError):
+    """A bundle that is truncated, corrupt, malformed or too large to be one of ours: a check
+    that failed, like a hash mismatch."""
+
+    exit_code = ExitCode.CHECK_FAILED

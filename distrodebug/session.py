@@ -162,7 +162,8 @@ def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
     except KeyboardInterrupt:
         raise Interrupted("Interrupted; the sidecar was removed.") from None
     except terminal.Hangup as exc:
-        raise Interrupted(f"Received {exc}; the sidecar was removed.") from None
+        raise Interrupted(f"Received {exc}; the sidecar was removed.",
+                          exit_code=128 + exc.signum) from None
     finally:
         if started is not None:
             with _signals_blocked():

@@ -22,8 +22,11 @@ from distrodebug.model import STDERR
 from distrodebug.runtimes.base import Stream
 
 
-class Hangup(Exception):
-    """SIGTERM or SIGHUP arrived; the session must end and clean up."""
+class Hangup(BaseException):
+    """SIGTERM or SIGHUP arrived; the session must end and clean up.
+
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` on the way swallows it
+    or turns it into another error."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

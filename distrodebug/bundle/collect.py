@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from distrodebug import capture, session, sidecar
+from distrodebug import capture, session, sidecar, terminal
 from distrodebug.bundle import procinfo
 from distrodebug.bundle import script as dumpscript
 from distrodebug.bundle.options import DumpOptions, SkippedEntry
 from distrodebug.bundle.writer import DumpInfo, DumpResult, write_bundle
-from distrodebug.errors import BundleError
+from distrodebug.errors import BundleError, Interrupted
 from distrodebug.model import DebugOptions
 from distrodebug.runtimes.base import Runtime
 from distrodebug.settings import Settings
@@ -56,7 +56,33 @@ def dump(
     ui: session.UI,
     progress: Progress | None = None,
 ) -> DumpResult:
-    """Write the bundle for ``target`` to ``out`` and return what was written."""
+    """Write the bundle for ``target`` to ``out`` and return what was written.
+
+    Ctrl-C, SIGTERM and SIGHUP end it at any phase with :class:`Interrupted` (128 + the signal),
+    after the partial bundle and the sidecar were removed.
+    """
+    try:
+        with terminal.hangup_signals():
+            return _dump(target, out, options, runtime, settings, ui, progress)
+    except terminal.Hangup as exc:
+        raise Interrupted(f"Received {exc}; no bundle was written and nothing was left behind.",
+                          exit_code=128 + exc.signum) from None
+    except KeyboardInterrupt:
+        raise Interrupted("Interrupted; no bundle was written and nothing was left behind.") from None
+    except Interrupted as exc:
+        raise Interrupted(f"{exc.message.rstrip('.')}; no bundle was written.",
+                          exit_code=exc.exit_code) from None
+
+
+def _dump(
+    target: Target,
+    out: Path,
+    options: DumpOptions,
+    runtime: Runtime,
+    settings: Settings,
+    ui: session.UI,
+    progress: Progress | None,
+) -> DumpResult:
     if out.exists() and out.is_dir():
         raise BundleError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
     info = runtime.inspect(target)

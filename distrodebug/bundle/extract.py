@@ -7,22 +7,30 @@ whether the bundle created it or it was already in the destination; files are cr
 ``O_CREAT|O_EXCL|O_NOFOLLOW``; hard links may only point to regular files this extraction
 created; FIFOs and device nodes are never created; setuid, setgid and sticky bits are dropped;
 ownership is left to the extracting user unless ``chown`` is asked for. Refused members are
-reported, not fatal: the rest of the bundle still extracts.
+reported, not fatal: the rest of the bundle still extracts, and the result is not ``ok``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distrodebug.bundle.format import FS, MANIFEST, META, check_format, iter_bundle, open_bundle
+from distrodebug.bundle.format import (
+    FS,
+    MANIFEST,
+    MAX_MANIFEST,
+    META,
+    iter_bundle,
+    open_bundle,
+    parse_manifest,
+    read_member,
+)
 from distrodebug.bundle.tar.reader import Member, TarReader
-from distrodebug.errors import BundleError
+from distrodebug.errors import BundleDamaged, BundleError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -42,9 +50,16 @@ class ExtractResult:
     altered: list[str] = field(default_factory=list)
     digest: str | None = None
     manifest_ok: bool = False
+    manifest_error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Everything extracted and matched its manifest: nothing refused, altered or unchecked."""
+        return self.manifest_ok and not (self.refused or self.altered)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "refused": [{"name": n, "why": w} for n, w in self.refused]}
+        return {**asdict(self), "refused": [{"name": n, "why": w} for n, w in self.refused],
+                "ok": self.ok}
 
 
 class _Refused(Exception):
@@ -120,13 +135,13 @@ class _Extraction:
         with open_bundle(path) as stream:
             for member, reader in iter_bundle(stream, path):
                 if member.name == MANIFEST and manifest is None:
-                    manifest = b"".join(reader.chunks())
+                    manifest = read_member(reader, member, path, MAX_MANIFEST)
                     if self.meta_fd is not None:
                         self._write_flat(self.meta_fd, MANIFEST, manifest)
                 elif member.name.startswith(FS):
                     self._fs_member(member, reader)
                 elif member.name.startswith(META) and self.meta_fd is not None:
-                    data = b"".join(reader.chunks())
+                    data = read_member(reader, member, path, MAX_MANIFEST)
                     self.hashes[member.name] = hashlib.sha256(data).hexdigest()
                     self._write_flat(self.meta_fd, member.name[len(META) :], data)
         # Directory modes last and deepest first, so a read-only directory still got its files.
@@ -134,6 +149,8 @@ class _Extraction:
             self._finish_dir(rel, mode, mtime)
         if manifest is not None:
             self._check(manifest)
+        else:
+            self.result.manifest_error = "the bundle has no manifest.json"
 
     def _fs_member(self, member: Member, reader: TarReader) -> None:
         name = member.name
@@ -280,12 +297,10 @@ class _Extraction:
     def _check(self, manifest_bytes: bytes) -> None:
         self.result.digest = hashlib.sha256(manifest_bytes).hexdigest()
         try:
-            manifest = json.loads(manifest_bytes)
-        except (ValueError, UnicodeDecodeError):
+            manifest = parse_manifest(manifest_bytes)
+        except BundleDamaged as exc:
+            self.result.manifest_error = exc.message
             return
-        if not isinstance(manifest, dict):
-            return
-        check_format(manifest)
         self.result.manifest_ok = True
         wanted = {
             FS + str(e.get("path")): e.get("sha256")

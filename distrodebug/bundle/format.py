@@ -53,6 +53,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ from typing import Any, BinaryIO, cast
 
 from distrodebug.bundle.options import Compression
 from distrodebug.bundle.tar.reader import Member, TarFormatError, TarReader
-from distrodebug.errors import BundleError
+from distrodebug.errors import BundleDamaged, BundleError
 
 FORMAT = "distrodebug-bundle/1"
 FS = "fs/"
@@ -68,7 +69,8 @@ META = "meta/"
 MANIFEST = "manifest.json"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
-_MAX_MANIFEST = 1 << 30
+#: The largest manifest read (about a million entries); what a real dump writes stays below it.
+MAX_MANIFEST = 256 << 20
 
 
 def tool_version() -> str:
@@ -95,30 +97,48 @@ def compression_for(path: str | Path, explicit: Compression | None = None) -> Co
     return "zst"
 
 
+_READ_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    # zstandard raises its own ZstdError for corrupt or cut frames.
+    return isinstance(exc, _READ_ERRORS) or type(exc).__name__ == "ZstdError"
+
+
 @contextlib.contextmanager
 def open_bundle(path: str | Path) -> Iterator[BinaryIO]:
-    """The bundle's tar bytes, decompressed as its first bytes say."""
+    """The bundle's tar bytes, decompressed as its first bytes say.
+
+    A stream that ends early or is corrupt, wherever it is read inside the block, becomes
+    :class:`BundleDamaged` (exit status 1), never a bare EOFError.
+    """
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed by the ExitStack below
     except OSError as exc:
         raise BundleError(f"Cannot open bundle {path}: {exc.strerror}.") from None
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(raw)
-        head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
-        if head.startswith(_ZSTD_MAGIC):
-            import zstandard
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(raw)
+            head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+            if head.startswith(_ZSTD_MAGIC):
+                import zstandard
 
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-            stack.enter_context(reader)
-            yield cast(BinaryIO, reader)
-        elif head.startswith(_GZIP_MAGIC):
-            yield cast(BinaryIO, stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
-        else:
-            yield raw
+                reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+                stack.enter_context(reader)
+                yield cast(BinaryIO, reader)
+            elif head.startswith(_GZIP_MAGIC):
+                yield cast(BinaryIO, stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
+            else:
+                yield raw
+    except BaseException as exc:
+        if not _is_read_error(exc):
+            raise
+        raise BundleDamaged(f"{path} is truncated or corrupt: {exc}.",
+                            "Copy the bundle again from where it was written.") from None
 
 
 def iter_bundle(stream: BinaryIO, path: str | Path) -> Iterator[tuple[Member, TarReader]]:
-    """Members of a bundle stream, translating damage into :class:`BundleError`."""
+    """Members of a bundle stream, translating damage into :class:`BundleDamaged`."""
     reader = TarReader(stream)
     try:
         for member in reader.members():
@@ -127,26 +147,38 @@ def iter_bundle(stream: BinaryIO, path: str | Path) -> Iterator[tuple[Member, Ta
                 break
         if reader.eof or not reader.end_blocks:
             # Bundles always end with tar's zero blocks; a cut compressed stream may not say so.
-            raise BundleError(f"{path} is truncated: it ends before the end of the archive.")
+            raise BundleDamaged(f"{path} is truncated: it ends before the end of the archive.",
+                                "Copy the bundle again from where it was written.")
     except TarFormatError as exc:
-        raise BundleError(f"{path} is not a readable bundle: {exc}.") from None
+        raise BundleDamaged(f"{path} is not a readable bundle: {exc}.") from None
     except (OSError, EOFError) as exc:
-        raise BundleError(f"{path} could not be read: {exc}.") from None
-    except Exception as exc:  # zstandard raises its own ZstdError for corrupt frames
-        if type(exc).__name__ == "ZstdError":
-            raise BundleError(f"{path} is not a readable bundle: {exc}.") from None
+        raise BundleDamaged(f"{path} could not be read: {exc}.") from None
+    except Exception as exc:
+        if _is_read_error(exc):
+            raise BundleDamaged(f"{path} is not a readable bundle: {exc}.") from None
         raise
 
 
+def read_member(reader: TarReader, member: Member, path: str | Path, limit: int) -> bytes:
+    """A member's content, refused when it claims more than ``limit`` bytes (hostile bundles
+    can hold gigabytes of zeros in a few kilobytes)."""
+    if member.size > limit:
+        raise BundleDamaged(
+            f"{path}: {member.name} claims {member.size} bytes, more than the {limit >> 20} MiB "
+            "distrodebug reads of it; this is not a bundle distrodebug wrote.")
+    return b"".join(reader.chunks())
+
+
 def parse_manifest(data: bytes) -> dict[str, Any]:
-    """The manifest as a dict; BundleError when it is unparseable or of another format."""
+    """The manifest as a dict of the documented shape; BundleDamaged when it is not one."""
     try:
         manifest = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"manifest.json is not valid JSON: {exc}.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BundleDamaged(f"manifest.json is not valid JSON: {exc}.") from None
     if not isinstance(manifest, dict):
-        raise BundleError("manifest.json is not a JSON object.")
+        raise BundleDamaged("manifest.json is not a JSON object.")
     check_format(manifest)
+    check_shape(manifest)
     return manifest
 
 
@@ -157,6 +189,49 @@ def check_format(manifest: dict[str, Any]) -> None:
             f"Unknown bundle format {fmt!r} (this distrodebug reads {FORMAT}).",
             "Use the distrodebug version that wrote the bundle.",
         )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: Entry fields and the types they may have (None: the field may be null).
+_ENTRY_FIELDS: dict[str, tuple[type, ...]] = {
+    "path": (str,), "type": (str, type(None)), "mode": (str,), "uid": (int,), "gid": (int,),
+    "size": (int,), "mtime": (int, float), "sha256": (str, type(None)), "link": (str,),
+    "device": (str,), "change": (str, type(None)), "status": (str,), "reason": (str, type(None)),
+}  # fmt: skip
+
+
+def check_shape(manifest: dict[str, Any]) -> None:
+    """Every field the readers use has the documented type, so nothing downstream trips on a
+    hostile manifest; BundleDamaged says which field is wrong."""
+    def bad(what: str) -> BundleDamaged:
+        return BundleDamaged(f"manifest.json is malformed: {what}.",
+                             "This is not a bundle distrodebug wrote, or it was edited.")
+
+    containers: tuple[tuple[str, type], ...] = (
+        ("tool", dict), ("target", dict), ("options", dict), ("meta", dict), ("stats", dict),
+        ("warnings", list), ("entries", list))
+    for key, container in containers:
+        if manifest.get(key) is not None and not isinstance(manifest[key], container):
+            raise bad(f"'{key}' is not a JSON {'object' if container is dict else 'array'}")
+    for key in ("redactions",):
+        if manifest.get(key) is not None and not _is_int(manifest[key]):
+            raise bad(f"'{key}' is not a number")
+    for name, meta in (manifest.get("meta") or {}).items():
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) \
+                or not _is_int(meta.get("size")):
+            raise bad(f"meta entry {name!r} is not {{'sha256': ..., 'size': ...}}")
+    for i, entry in enumerate(manifest.get("entries") or []):
+        if not isinstance(entry, dict):
+            raise bad(f"entry {i} is not an object")
+        for field_name, kinds in _ENTRY_FIELDS.items():
+            value = entry.get(field_name)
+            if field_name not in entry or (value is None and type(None) in kinds):
+                continue
+            if not isinstance(value, kinds) or (isinstance(value, bool)):
+                raise bad(f"entry {i}: '{field_name}' is {type(value).__name__}")
 
 
 @dataclass
@@ -206,9 +281,7 @@ def verify_bundle(path: str | Path) -> VerifyResult:
         for member, reader in iter_bundle(stream, path):
             name = member.name
             if name == MANIFEST and manifest_bytes is None:
-                if member.size > _MAX_MANIFEST:
-                    raise BundleError(f"{path}: manifest.json of {member.size} bytes is absurd.")
-                manifest_bytes = b"".join(reader.chunks())
+                manifest_bytes = read_member(reader, member, path, MAX_MANIFEST)
                 continue
             if name in seen or name == MANIFEST:
                 result.extra.append(name)
@@ -232,9 +305,7 @@ def verify_bundle(path: str | Path) -> VerifyResult:
     result.digest = hashlib.sha256(manifest_bytes).hexdigest()
     try:
         manifest = parse_manifest(manifest_bytes)
-    except BundleError as exc:
-        if "Unknown bundle format" in exc.message:
-            raise
+    except BundleDamaged as exc:
         result.manifest_error = exc.message
         return result
     result.manifest_ok = True

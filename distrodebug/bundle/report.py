@@ -18,12 +18,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distrodebug.bundle.format import MANIFEST, META, iter_bundle, open_bundle, parse_manifest
-from distrodebug.errors import BundleError
+from distrodebug.bundle.format import (
+    MANIFEST,
+    MAX_MANIFEST,
+    META,
+    iter_bundle,
+    open_bundle,
+    parse_manifest,
+    read_member,
+)
+from distrodebug.errors import BundleDamaged
 
 #: Lists longer than this are cut in the summary (the totals say how many there were).
 LIST_LIMIT = 1000
 LARGEST = 20
+#: The meta members the summary shows, and how much of them it reads at most, all together.
+_SHOWN_META = ("processes.json", "sockets.json", "mounts.json")
 _MAX_META = 64 << 20
 
 
@@ -75,14 +85,17 @@ def summarize_bundle(path: str | Path) -> Summary:
     """Read the bundle's manifest and meta into a :class:`Summary`."""
     meta: dict[str, bytes] = {}
     manifest_bytes: bytes | None = None
+    budget = _MAX_META
     with open_bundle(path) as stream:
         for member, reader in iter_bundle(stream, path):
-            if member.name == MANIFEST:
-                manifest_bytes = b"".join(reader.chunks())
-            elif member.name.startswith(META) and member.size <= _MAX_META:
-                meta[member.name[len(META) :]] = b"".join(reader.chunks())
+            name = member.name[len(META) :] if member.name.startswith(META) else ""
+            if member.name == MANIFEST and manifest_bytes is None:
+                manifest_bytes = read_member(reader, member, path, MAX_MANIFEST)
+            elif name in _SHOWN_META and name not in meta:
+                meta[name] = read_member(reader, member, path, budget)
+                budget -= len(meta[name])
     if manifest_bytes is None:
-        raise BundleError(f"{path} has no manifest.json; it is not a complete bundle.")
+        raise BundleDamaged(f"{path} has no manifest.json; it is not a complete bundle.")
     manifest = parse_manifest(manifest_bytes)
     summary = Summary(
         path=str(path),
@@ -96,8 +109,8 @@ def summarize_bundle(path: str | Path) -> Summary:
         warnings=[str(w) for w in manifest.get("warnings") or []],
     )
     _entries(summary, manifest.get("entries") or [])
-    summary.processes = _json_list(meta.get("processes.json"))
-    sockets = _json_list(meta.get("sockets.json"))
+    summary.processes = [_process(p) for p in _json_list(meta.get("processes.json"))]
+    sockets = [_socket(s) for s in _json_list(meta.get("sockets.json"))]
     summary.listening = [s for s in sockets if s.get("state") == "LISTEN"]
     summary.connections = [
         s for s in sockets if s.get("state") not in ("LISTEN", "CLOSE") and s.get("proto") != "unix"
@@ -116,6 +129,19 @@ def _json_list(data: bytes | None) -> list[dict[str, Any]]:
     if isinstance(value, dict):  # tolerate {"processes": [...]} as well as a bare list
         value = next((v for v in value.values() if isinstance(v, list)), [])
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _process(proc: dict[str, Any]) -> dict[str, Any]:
+    """A process record with the list fields the renderers walk made safe to walk."""
+    cmdline, fds = proc.get("cmdline"), proc.get("fds")
+    return {**proc, "cmdline": [str(a) for a in cmdline] if isinstance(cmdline, list) else [],
+            "fds": fds if isinstance(fds, list) else []}
+
+
+def _socket(sock: dict[str, Any]) -> dict[str, Any]:
+    owners = sock.get("processes")
+    return {**sock, "processes": [p for p in owners if isinstance(p, dict)]
+            if isinstance(owners, list) else []}
 
 
 def _row(entry: dict[str, Any]) -> FileRow:

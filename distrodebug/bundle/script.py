@@ -8,7 +8,8 @@ sees it; default 1). Nothing is ever written to the target.
 concatenated archives from busybox tar (one per xargs batch), each preceded by a marker member
 ``<nonce>.distrodebug-batch`` and the whole closed by ``<nonce>.distrodebug-end`` (see
 :mod:`distrodebug.bundle.tar.reader` for why). **stderr** carries one line per entry it left out, tab
-separated: ``DDSKIP<TAB>path<TAB>reason[<TAB>kind<TAB>size]`` (parse them with
+separated: ``DDSKIP<TAB>path<TAB>reason[<TAB>kind<TAB>size]``, or ``DDSKIPX`` with the path in
+hex where the script chose the entry itself (names may hold newlines) (parse them with
 :func:`parse_skip_lines`); any other stderr line is a diagnostic. Exit status 0
 unless the script itself could not run. How it walks the target:
 
@@ -100,8 +101,13 @@ function unescape(s,   out, i, c, d) {
   if ((($(i + 1)) in virt) || (novol && !(mp in keep))) print "." mp
 }
 """
-_SOCKETS = 'for f; do printf "DDSKIP\\t%s\\tsocket\\tsocket\\n" "$f"; done >&2'
-_BIG = '"$DDBB" stat -c "DDSKIP\t%n\tlarger than the maximum file size\tfile\t%s" "$@" >&2'
+# Names go out hex-encoded (DDSKIPX): a name may hold a newline or a tab.
+_HEX = '"$DDBB" od -An -tx1 | "$DDBB" tr -d " \\n"'
+_SOCKETS = ('for f; do h=$(printf %s "$f" | ' + _HEX + ');'
+            ' printf "DDSKIPX\\t%s\\tsocket\\tsocket\\n" "$h"; done >&2')
+_BIG = ('for f; do h=$(printf %s "$f" | ' + _HEX + '); s=$("$DDBB" stat -c %s "$f");'
+        ' printf "DDSKIPX\\t%s\\tlarger than the maximum file size\\tfile\\t%s\\n" "$h" "$s";'
+        ' done >&2')
 _SED_TAR = (
     # "." stands for the quotes in "can't open 'x'", which would need four levels of escaping.
     "s/^tar: can.t open .\\(.*\\).: \\(.*\\)$/DDSKIP\t\\1\t\\2/;"
@@ -215,8 +221,13 @@ def parse_skip_lines(lines: Iterable[str]) -> list[SkippedEntry]:
     out: list[SkippedEntry] = []
     for line in lines:
         parts = line.rstrip("\n").split("\t")
-        if len(parts) < 3 or parts[0] != "DDSKIP" or not parts[1]:
+        if len(parts) < 3 or parts[0] not in ("DDSKIP", "DDSKIPX") or not parts[1]:
             continue
+        if parts[0] == "DDSKIPX":
+            try:
+                parts[1] = bytes.fromhex(parts[1]).decode("utf-8", "surrogateescape")
+            except ValueError:
+                continue
         kind = parts[3] if len(parts) > 3 and parts[3] else None
         size = int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else None
         out.append(SkippedEntry(parts[1], parts[2], kind, size))

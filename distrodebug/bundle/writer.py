@@ -21,9 +21,10 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,7 @@ from distrodebug.bundle.tar.reader import (
     header_block,
     padding,
 )
-from distrodebug.errors import BundleError, DistrodebugError, UsageError
+from distrodebug.errors import BundleError, DistrodebugError, ExitCode, UsageError
 
 __all__ = ["DumpInfo", "DumpResult", "SkippedEntry", "write_bundle"]
 
@@ -121,27 +122,45 @@ def write_bundle(
         raise UsageError("A changed-only dump needs the list of changes against the image.")
     out = Path(out_path)
     compression = compression_for(out, options.compression)
-    tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     started = time.monotonic()
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise BundleError(f"Cannot create {tmp}: {exc.strerror}.") from None
-    try:
-        with os.fdopen(fd, "wb", buffering=_OUT_BUFFER) as raw:
-            writer = _Writer(raw, compression, options, info, progress)
-            digest = writer.run(fs_tar)
-            raw.flush()
-            os.fsync(raw.fileno())
-            size = os.fstat(raw.fileno()).st_size
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, KeyboardInterrupt | DistrodebugError):
-            raise
-        raise _as_bundle_error(exc, out) from exc
+    through = _write_through(out)
+    if through is not None:
+        fd, out = through
+        try:
+            with os.fdopen(fd, "wb", buffering=_OUT_BUFFER, closefd=str(out_path) != "-") as raw:
+                counted = _Counted(raw)
+                writer = _Writer(cast(BinaryIO, counted), compression, options, info, progress)
+                digest = writer.run(fs_tar)
+                raw.flush()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | DistrodebugError) or not isinstance(exc, Exception):
+                raise
+            raise _as_bundle_error(exc, out) from exc
+        size = counted.count
+        out = Path(str(out_path))
+    else:
+        out = Path(os.path.realpath(out)) if out.is_symlink() else out
+        tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise BundleError(f"Cannot create {tmp}: {exc.strerror}.") from None
+        try:
+            with os.fdopen(fd, "wb", buffering=_OUT_BUFFER) as raw:
+                writer = _Writer(raw, compression, options, info, progress)
+                digest = writer.run(fs_tar)
+                raw.flush()
+                os.fsync(raw.fileno())
+                size = os.fstat(raw.fileno()).st_size
+            os.replace(tmp, out)
+            _fsync_dir(out.parent)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if isinstance(exc, KeyboardInterrupt | DistrodebugError) or not isinstance(exc, Exception):
+                raise
+            raise _as_bundle_error(exc, out) from exc
+        out = Path(str(out_path))
     stats = writer.stats
     return DumpResult(
         path=str(out),
@@ -157,6 +176,45 @@ def write_bundle(
         warnings=writer.warnings,
         seconds=time.monotonic() - started,
     )
+
+
+class _Counted:
+    """A file that counts what is written through it (a pipe has no size to ask for)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.raw.write(data)
+        size = len(data) if not isinstance(data, memoryview) else data.nbytes
+        self.count += size
+        return size
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def _write_through(out: Path) -> tuple[int, Path] | None:
+    """An open descriptor for outputs that must be written to, not replaced: '-' (stdout), a
+    character device (/dev/null, a terminal), a FIFO or a socket, even behind a symlink.
+    None for a regular file or a new name, which get a temporary file and a rename."""
+    if str(out) == "-":
+        return 1, Path("-")
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BundleError(f"Cannot use {out} for the bundle: {exc.strerror}.") from None
+    if stat.S_ISDIR(mode):
+        raise BundleError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
+    if stat.S_ISREG(mode):
+        return None
+    try:
+        return os.open(out, os.O_WRONLY | os.O_CLOEXEC), out
+    except OSError as exc:
+        raise BundleError(f"Cannot write the bundle to {out}: {exc.strerror}.") from None
 
 
 def _as_bundle_error(exc: BaseException, out: Path) -> BundleError:
@@ -264,7 +322,16 @@ class _Writer:
             listing = [{"path": p, "kind": k} for p, k in sorted(self.changes.items())]
             self._meta(tar, "changes.json", listing)
         self._filesystem(comp, fs_tar)
+        matched = self._matched_paths(self.seen)
         self._leftovers()
+        if self.paths and not matched and not self._matched_paths(
+                {s.path for s in self._side_entries() if "No such file" not in s.reason}):
+            wanted = ", ".join("/" + p for p in self.paths)
+            raise BundleError(
+                f"Nothing in the target matches --path {wanted}: no bundle was written.",
+                "Check the path with 'distrodebug exec TARGET -- ls -la PARENT'.",
+                exit_code=ExitCode.USAGE,
+            )
         digest = self._manifest(tar, target)
         tar.close()
         if comp is not self.raw:
@@ -340,6 +407,19 @@ class _Writer:
                 f"the filesystem stream was damaged {reader.resyncs} time(s); entries in the"
                 " damaged stretch are missing"
             )
+
+    def _matched_paths(self, paths: Iterable[str]) -> bool:
+        """True when one of ``paths`` is at or below one of --path (parents do not count)."""
+        wants = self.paths
+        return bool(wants) and any(p == w or p.startswith(w + "/") for p in paths for w in wants)
+
+    def _side_entries(self) -> Iterator[SkippedEntry]:
+        """The side channel's entries, with their paths as the manifest writes them."""
+        for item in self.info.skipped:
+            skipped = item if isinstance(item, SkippedEntry) else SkippedEntry(*item)
+            path = normalise_path(skipped.path, self.info.fs_prefix)
+            if path:
+                yield SkippedEntry(path, skipped.reason, skipped.kind, skipped.size)
 
     def _wanted(self, path: str) -> bool:
         if self.paths and not in_paths(path, self.paths):

@@ -7,6 +7,7 @@ The only module that imports typer. Errors become one paragraph on stderr and an
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -218,12 +219,16 @@ def dump(
         raise UsageError("No bundle file was given.", "Add -f incident.tar.zst.")
     if compression not in (None, "zst", "gz", "none"):
         raise UsageError(f"Unknown compression '{compression}'.", "Use zst, gz or none.")
+    for item in path or ():
+        if not item.isprintable() or any("\udc80" <= c <= "\udcff" for c in item):
+            raise UsageError(f"--path {item!r} is not a printable UTF-8 name, which the engine's "
+                             "API cannot carry.", "Give its parent directory instead.")
     resolved = resolve(target, image_target, container, namespace)
     debug_options(resolved, context=context)
     options = DumpOptions(
         compression=compression,  # type: ignore[arg-type]
         paths=tuple(path or ()), excludes=tuple(exclude or ()), no_volumes=no_volumes,
-        changed_only=changed_only, max_file_size=size(max_file_size),
+        changed_only=changed_only, max_file_size=size(max_file_size, "--max-file-size"),
         include_secrets=include_secrets,
     )
     with console.progress("dumping") as update:
@@ -270,7 +275,7 @@ def extract(
         console.emit_json("extract", result.to_json())
     else:
         render.extract(result)
-    if result.altered or not result.manifest_ok:
+    if not result.ok:  # refused, altered or unchecked members: the extraction is not whole
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
@@ -287,13 +292,26 @@ def report(
 
     summary = summarize_bundle(bundle)
     if html:
-        with open(html, "w", encoding="utf-8") as handle:
-            handle.write(render_html(summary))
+        _write_private(html, render_html(summary))
         console.notice(f"wrote {html}")
     if json_out:
         console.emit_json("report", summary.to_json())
     else:
         render.report(summary)
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` mode 0600, like the bundle it summarises (it shows the same
+    names, command lines and metadata)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+            handle.write(text)
+    except OSError as exc:
+        raise DistrodebugError(f"Cannot write {path}: {exc.strerror}.",
+                               "Choose another file for --html.") from None
 
 
 @app.command(name="cp")

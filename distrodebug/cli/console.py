@@ -6,12 +6,35 @@ rich is imported lazily so that `exec` and `--help` do not pay for it unless the
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 JSON_VERSION = 1
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a line shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(value: object) -> str:
+    """Text from a target (file names, command lines) with every control character escaped,
+    so it cannot move the cursor, erase lines, retitle the terminal or reorder the text."""
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
 
 
 def notice(text: str) -> None:
@@ -50,7 +73,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 def _plain(value: object) -> Any:
     from rich.text import Text
 
-    return Text("" if value is None else str(value))
+    return Text(printable(value))
 
 
 def heading(text: str) -> None:

@@ -141,15 +141,24 @@ def debug_options(target: Target, *, user: str | None = None, cap_add: list[str]
     )
 
 
-def size(text: str) -> int:
-    """'512M', '1G', '1024' as bytes."""
+def size(text: str, flag: str = "") -> int:
+    """'512M', '1G', '1024' as bytes; ``flag`` names the option in the error."""
     units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     number = text.strip().lower().removesuffix("b").removesuffix("i")
     unit = number[-1:] if number[-1:] in units else ""
     try:
-        return int(float(number[: len(number) - len(unit)]) * units[unit])
+        value = float(number[: len(number) - len(unit)]) * units[unit]
     except ValueError:
-        raise UsageError(f"'{text}' is not a size.", "Use a number with K, M or G, e.g. 512M.") from None
+        raise UsageError(f"{flag} '{text}' is not a size.".lstrip(),
+                         "Use a number with K, M or G, e.g. 512M.") from None
+    if not 0 <= value <= MAX_SIZE:  # also false for nan; inf is above
+        raise UsageError(f"{flag} '{text}' is not a size from 0 to 8E.".lstrip(),
+                         "Use a number with K, M or G, e.g. 512M.")
+    return int(value)
+
+
+#: The largest size a file can have (and find -size, tar and the manifest can count).
+MAX_SIZE = (1 << 63) - 1
 
 
 @dataclass(frozen=True)

@@ -25,36 +25,46 @@ def dump(result: DumpResult) -> None:
         f"{result.skipped} skipped, {result.redactions} values redacted, "
         f"{result.bundle_bytes} bytes on disk in {result.seconds:.1f}s"
     )
-    sys.stdout.write(f"sha256:{result.digest}  {result.path}\n")
+    if result.path == "-":  # stdout carries the bundle itself
+        console.notice(f"sha256:{result.digest}  (stdout)")
+    else:
+        sys.stdout.write(f"sha256:{result.digest}  {result.path}\n")
 
 
 def verify(result: VerifyResult) -> None:
+    show = console.printable  # names come from the bundle, which may come from a hostile target
     for name in result.missing:
-        console.notice(f"missing  {name}")
+        console.notice(f"missing  {show(name)}")
     for name in result.extra:
-        console.notice(f"extra    {name}")
+        console.notice(f"extra    {show(name)}")
     for altered in result.altered:
-        console.notice(f"altered  {altered.name}: {altered.what}")
+        console.notice(f"altered  {show(altered.name)}: {show(altered.what)}")
     if not result.manifest_ok:
-        console.notice(f"manifest: {result.manifest_error or 'unreadable'}")
+        console.notice(f"manifest: {show(result.manifest_error or 'unreadable')}")
     verdict = "OK" if result.ok else "MISMATCH"
     sys.stdout.write(f"{verdict} sha256:{result.digest}  {result.checked} entries checked\n")
 
 
 def extract(result: ExtractResult) -> None:
+    show = console.printable
     for name, why in result.refused:
-        console.notice(f"refused  {name}: {why}")
+        console.notice(f"refused  {show(name)}: {show(why)}")
     for name in result.altered:
-        console.notice(f"altered  {name}")
+        console.notice(f"altered  {show(name)}")
+    if not result.manifest_ok:
+        console.notice(f"manifest: {show(result.manifest_error or 'unreadable')}; nothing was "
+                       "checked against it")
     console.notice(
         f"extracted {result.files} files, {result.dirs} directories, {result.symlinks} symlinks "
-        f"into {result.dest}"
+        f"into {show(result.dest)}"
+        + (f"; {len(result.refused)} entries refused" if result.refused else "")
     )
 
 
 def report(summary: Summary) -> None:
     target = summary.target
-    console.notice(f"bundle sha256:{summary.digest} ({summary.format}, {summary.created})")
+    show = console.printable
+    console.notice(f"bundle sha256:{summary.digest} ({show(summary.format)}, {show(summary.created)})")
     console.table("target", ["FIELD", "VALUE"], [(k, target.get(k)) for k in (
         "container_name", "container_id", "pod", "namespace", "image", "image_id", "status", "user")
         if k in target])
