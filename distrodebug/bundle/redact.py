@@ -50,6 +50,20 @@ _ASSIGN_RE = re.compile(
 )
 
 
+# Values that are secrets by their shape, whatever name holds them: GitHub, GitLab, Stripe,
+# Slack and AWS keys, and JWTs (three base64url parts, the first two JSON objects: "eyJ").
+_TOKEN_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{4,})(?![A-Za-z0-9_\-])"
+)
+# A cheap test before the regular expression: a prefix every shape above starts with.
+_TOKEN_HINTS = ("gh", "github_pat_", "glpat-", "k_live_", "k_test_", "xox", "AKIA", "ASIA", "eyJ")
+# mysql's glued "-pPASSWORD" (and the like) in an argv.
+_GLUED_PASSWORD_RE = re.compile(r"-p(?=[^\s=])(\S+)")
+
+
 @functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True when a variable, label, key or flag name looks like it holds a secret."""
@@ -64,9 +78,11 @@ def is_secret_name(name: str) -> bool:
 
 def redact_text(text: str) -> tuple[str, int]:
     """Redact PEM private keys, URL passwords and ``NAME=value`` secrets in free text."""
-    if "=" not in text and ":" not in text and "-----BEGIN" not in text:
-        return text, 0  # nothing any pattern below could match: most paths and names
     count = 0
+    if any(hint in text for hint in _TOKEN_HINTS):
+        text, count = _TOKEN_RE.subn(REDACTED, text)
+    if "=" not in text and ":" not in text and "-----BEGIN" not in text:
+        return text, count  # nothing any pattern below could match: most paths and names
 
     def pem(match: re.Match[str]) -> str:
         nonlocal count
@@ -165,6 +181,10 @@ def _redact_list(items: list[Any]) -> tuple[list[Any], int]:
             else:
                 out.append(f"{name}={REDACTED}")
                 count += 1
+            continue
+        if len(out) and _GLUED_PASSWORD_RE.fullmatch(item) and item != f"-p{REDACTED}":
+            out.append(f"-p{REDACTED}")  # "mysql -pS3cret": the password glued to its flag
+            count += 1
             continue
         if item.startswith("-") and not eq and is_secret_name(item):
             hide_next = True  # "--password s3cret": the flag's value is the next argument

@@ -148,3 +148,31 @@ def test_kubernetes_env_pairs_are_redacted() -> None:
     out, count = redact_data(data)
     assert out["env"] == [{"name": "API_TOKEN", "value": REDACTED}, {"name": "MODE", "value": "prod"}]
     assert count == 1
+
+
+# -- issue 11 item 15: well-known token shapes under harmless names -----------------------------
+
+@pytest.mark.parametrize("text", [
+    "GITHUB_PAT=ghp_" + "a1B2" * 9,
+    "STRIPE=sk_live_" + "x9" * 12,
+    "log: user logged in with eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl",
+    "GET / HTTP/1.1 Authorization Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-_abc",
+    "git remote uses token ghp_" + "Z" * 36,
+    "SLACK=xoxb-1234567890-abcdefghij",
+    "AWS=AKIAIOSFODNN7EXAMPLE",
+])
+def test_token_shapes_are_redacted_whatever_their_name(text: str) -> None:
+    redacted, count = redact_text(text)
+    assert count >= 1 and REDACTED in redacted, redacted
+    for secret in ("ghp_a1B2", "sk_live_", "c2lnbmF0dXJl", "sig-_abc", "ZZZZ", "xoxb-", "AKIAIOSF"):
+        assert secret not in redacted
+
+
+def test_mysql_style_glued_password_in_a_command_line() -> None:
+    data, count = redact_data({"cmdline": ["mysql", "-uroot", "-pS3cretPass", "db"]})
+    assert data["cmdline"] == ["mysql", "-uroot", f"-p{REDACTED}", "db"] and count == 1
+
+
+def test_harmless_text_is_left_alone() -> None:
+    text = "skipping ghp_ prefix docs; eyJ alone; -p 8080; sk_live_ is a Stripe prefix"
+    assert redact_text(text) == (text, 0)
