@@ -186,7 +186,8 @@ def started_replanning(
 
 
 def check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> None:
-    if chosen.mode == "join" and runtime.target_state(chosen.info) != "running":
+    # A paused target is still there: the command's own status stands.
+    if chosen.mode == "join" and runtime.target_state(chosen.info) not in ("running", "paused"):
         name = chosen.info.name
         raise TargetNotDebuggable(
             f"'{name}' stopped or was removed while the session ran, which ended the sidecar "

@@ -53,7 +53,10 @@ def load_settings(image_flag: str | None = None, timeout_flag: float | None = No
         image, source = configured, f"config file {config_path()}"
     if os.environ.get("DISTRODEBUG_IMAGE"):
         image, source = os.environ["DISTRODEBUG_IMAGE"], "DISTRODEBUG_IMAGE"
-    if image_flag:
+    if image_flag is not None:
+        if not image_flag.strip():
+            raise UsageError("--image was given an empty name.",
+                             "Name a debug image, or leave --image out for the default.")
         image, source = image_flag, "--image"
     timeout = DEFAULT_TIMEOUT
     configured_timeout = config.get("timeout")

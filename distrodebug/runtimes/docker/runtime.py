@@ -126,15 +126,33 @@ class DockerSidecar:
             self._runtime.api.resize(self.id, height=rows, width=cols)
 
     def wait(self) -> int:
+        """The exit status, once the stream has ended.
+
+        With a TTY the stream also ends when the user typed the detach keys (Ctrl-] Ctrl-]):
+        the container still runs. That ends the session as well (status 0, said in a note),
+        and remove() stops the shell. Without a TTY a command may outlive its output, so the
+        wait goes on as long as the engine answers.
+        """
+        api = self._runtime.api
+        tty = self.stream is not None and self.stream.tty
         with translate(self._runtime.endpoint, "waiting for the sidecar"):
-            try:
-                result = self._runtime.api.wait(self.id, timeout=60)
-            except requests.exceptions.ConnectionError:
-                raise EngineGone(
-                    f"The Docker engine at {self._runtime.endpoint} stopped answering.",
-                    "When it is back, run 'distrodebug cleanup' to remove what this session left.",
-                ) from None
-        return int(result.get("StatusCode", 125))
+            while True:
+                try:
+                    result = api.wait(self.id, timeout=3 if tty else 60)
+                    return int(result.get("StatusCode", 125))
+                except requests.exceptions.RequestException:
+                    try:
+                        running = bool(api.inspect_container(self.id)["State"]["Running"])
+                    except requests.exceptions.RequestException:
+                        raise EngineGone(
+                            f"The Docker engine at {self._runtime.endpoint} stopped answering.",
+                            "When it is back, run 'distrodebug cleanup' to remove what this "
+                            "session left.",
+                        ) from None
+                if tty and running:
+                    self.notes.append("detached (Ctrl-] Ctrl-]): the session ended and its "
+                                      "sidecar was removed")
+                    return 0
 
     def remove(self) -> None:
         if self.stream is not None:

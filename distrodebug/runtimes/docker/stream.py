@@ -24,6 +24,7 @@ class DockerStream:
     def __init__(self, sock: Any, tty: bool) -> None:
         self._sock = sock
         self._tty = tty
+        self.tty = tty
         self._head = bytearray()  # a frame header split across two reads
         self._left = 0  # payload bytes of the current frame not read yet
         self._channel = STDOUT

@@ -1,0 +1,64 @@
+"""Sessions at their edges, on the real engine (issue 11: items 7, 13, 14, 19)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pexpect
+import pytest
+
+from tests.conftest import ours
+
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
+PROMPT = r"\[distrodebug [^\]]+\] \S+ [#$] "
+
+
+def test_user_root_on_a_non_root_target_reads_its_root(dd: Any, make_container: Any,
+                                                       python_image: str) -> None:
+    target = make_container(python_image, user="65532")
+    ran = dd("exec", "--user", "0", target.name, "--", "ls", "/app")
+    assert ran.code == 0 and "app.py" in ran.out, ran.err
+
+
+def test_empty_image_is_refused(dd: Any, make_container: Any, static_image: str) -> None:
+    target = make_container(static_image)
+    ran = dd("exec", "--image", "", target.name, "--", "true")
+    assert ran.code == 2 and "--image" in ran.err, ran.err
+
+
+def test_pausing_the_target_does_not_change_a_finished_commands_status(
+        toolbox: str, make_container: Any, static_image: str) -> None:
+    target = make_container(static_image)
+    env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox}
+    proc = subprocess.Popen([sys.executable, "-m", "distrodebug", "exec", target.name, "--",
+                             "sh", "-c", "sleep 3; echo done"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    target.pause()
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        target.unpause()
+    assert proc.returncode == 0 and "done" in out, err
+
+
+def test_detach_keys_end_the_session_at_once(toolbox: str, make_container: Any,
+                                             static_image: str, engine: Any) -> None:
+    target = make_container(static_image)
+    env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, "TERM": "xterm"}
+    child = pexpect.spawn(sys.executable, ["-m", "distrodebug", "shell", target.name], env=env,
+                          encoding="utf-8", timeout=30, dimensions=(30, 100))
+    child.expect(PROMPT)
+    started = time.monotonic()
+    child.sendcontrol("]")
+    child.sendcontrol("]")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    assert time.monotonic() - started < 20
+    assert child.exitstatus == 0, child.before
+    assert "stopped answering" not in (child.before or "")
+    assert not [c for c in ours(engine) if c.labels.get("io.distrodebug.target") == target.name]
