@@ -199,7 +199,7 @@ def test_bundle_written_through_a_fifo(tmp_path: Path) -> None:
         with open(fifo, "rb") as handle:
             got.extend(handle.read())
 
-    reader = threading.Thread(target=read)
+    reader = threading.Thread(target=read, daemon=True)  # a regression must not hang the run
     reader.start()
     info = DumpInfo(target={"name": "web"})
     result = write_bundle(fifo, io.BytesIO(tar_bytes(SAMPLE)), info, DumpOptions(compression="gz"))
