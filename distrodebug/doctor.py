@@ -19,7 +19,9 @@ class _Reachable(Protocol):
 
 
 class DockerFacts(_Reachable, Protocol):
-    """What doctor asks of a Docker engine."""
+    """What doctor asks of a Docker API engine (Docker or Podman; server_version names which)."""
+
+    def rootless(self) -> bool: ...
 
     def image_labels(self, ref: str) -> dict[str, str] | None: ...
 
@@ -149,8 +151,18 @@ def kubernetes(runtime: ClusterFacts, target: Target | None, settings: Settings,
 
 def docker(runtime: DockerFacts, target: Target | None, settings: Settings) -> Report:
     report = Report("docker", runtime.endpoint)
-    if _reachable(runtime, report, "engine", "Docker ") is None:
+    if _reachable(runtime, report, "engine") is None:
         return report
+    try:
+        rootless = runtime.rootless()
+    except DistrodebugError:
+        rootless = False
+    if rootless:
+        report.checks.append(Check(
+            "rootless engine", False,
+            "the engine runs rootless: a sidecar's capabilities stay inside the engine's user "
+            "namespace, so reading a target that runs as another user (/proc/<pid>/root) can be "
+            "refused; a rootful engine has no such limit (README: Podman)", False))
     labels = runtime.image_labels(settings.image)
     report.checks.append(Check(
         "debug image", labels is not None,

@@ -44,10 +44,13 @@ from distrodebug.model import (
     TargetInfo,
 )
 from distrodebug.runtimes.docker.spec import (
+    EngineName,
     container_kwargs,
+    engine_from_version,
     info_from_inspect,
     path_of,
     relay_kwargs,
+    without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import ChunkReader, DockerStream
 from distrodebug.target import Target
@@ -107,6 +110,29 @@ def translate(endpoint: str, what: str = "") -> Iterator[None]:
 def _explain(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).strip().rstrip(".")
+
+
+class _EngineReader(io.RawIOBase):
+    """A streamed response body as a file; transport errors become EngineGone."""
+
+    def __init__(self, raw: Any, endpoint: str) -> None:
+        self._raw = raw
+        self._endpoint = endpoint
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return int(self._raw.readinto(buffer) or 0)
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            raise EngineGone(f"The engine at {self._endpoint} stopped sending the image: {exc}.",
+                             "Run the command again once the engine answers.") from None
+        except Exception as exc:  # urllib3's ProtocolError and friends: the stream broke
+            if type(exc).__module__.startswith("urllib3"):
+                raise EngineGone(f"The engine at {self._endpoint} broke off the image stream: {exc}.",
+                                 "Run the command again; check the engine's log if it persists.") from None
+            raise
 
 
 class DockerSidecar:
@@ -196,6 +222,7 @@ class DockerRuntime:
     def __init__(self, endpoint: str | None = None) -> None:
         base_url, tls = (endpoint, None) if endpoint else _endpoint_from_env()
         self.endpoint = base_url
+        self._engine: EngineName | None = None
         with translate(base_url):
             kwargs: dict[str, Any] = {"base_url": base_url, "version": API_VERSION, "timeout": 60}
             if tls is not None:
@@ -269,13 +296,22 @@ class DockerRuntime:
 
     def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:
         if mode == "snapshot":
-            return ("this is a throwaway copy of its last filesystem (volumes read-only, no "
+            text = ("this is a throwaway copy of its last filesystem (volumes read-only, no "
                     "network); changes are discarded on exit")
-        if mode == "image":
-            return "a throwaway container of the image (no network); changes are discarded on exit"
-        if privileges.view == "chroot":
-            return "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
-        return f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
+        elif mode == "image":
+            text = "a throwaway container of the image (no network); changes are discarded on exit"
+        elif privileges.view == "chroot":
+            text = "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
+        else:
+            text = f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
+        return f"{text} · {self._engine_words()}"
+
+    def _engine_words(self) -> str:
+        """'on Podman 4.3.1' for the banner, so a user with both engines knows which one answered."""
+        try:
+            return f"on {self.server_version()}"
+        except DistrodebugError:
+            return f"on {self.endpoint}"
 
     def gone_hint(self, info: TargetInfo) -> str:
         return (f"Run 'docker ps -a --filter id={info.id[:12]}' to see what happened to it; "
@@ -305,9 +341,22 @@ class DockerRuntime:
         }
         return DumpMeta(identity=identity, members=members, changes=changes)
 
+    def engine(self) -> EngineName:
+        """Which engine answers on the socket: ("Docker", "20.10.24") or ("Podman", "4.3.1")."""
+        if self._engine is None:
+            with translate(self.endpoint, "reading the engine version"):
+                self._engine = engine_from_version(self.api.version(api_version=False))
+        return self._engine
+
     def server_version(self) -> str:
-        with translate(self.endpoint, "reading the engine version"):
-            return str(self.api.version(api_version=False).get("Version", "?"))
+        """'Docker 20.10.24' or 'Podman 4.3.1'."""
+        return " ".join(self.engine())
+
+    def rootless(self) -> bool:
+        """True when the engine runs rootless (Docker and Podman both say so in SecurityOptions)."""
+        with translate(self.endpoint, "reading the engine's security options"):
+            options = self.api.info().get("SecurityOptions") or []
+        return any("name=rootless" in str(option) for option in options)
 
     def target_state(self, info: TargetInfo) -> str:
         try:
@@ -352,10 +401,37 @@ class DockerRuntime:
 
     def import_image(self, tar_path: str | os.PathLike[str], ref: str, changes: list[str]) -> str:
         """Import a root filesystem tar as an image (the offline builders use this)."""
-        repo, _, tag = ref.rpartition(":")
         with translate(self.endpoint, f"importing {ref}"):
-            self.api.import_image_from_file(str(tar_path), repository=repo, tag=tag, changes=changes)
+            # Podman 4.3 ignores the `tag` parameter of an import and tags `latest`; both engines
+            # take the tag inside `repo`, so it goes there.
+            self.api.import_image_from_file(str(tar_path), repository=ref, changes=changes)
             return str(self.api.inspect_image(ref)["Id"])
+
+    def local_image(self, ref: str) -> dict[str, Any]:
+        """``docker image inspect`` of an image already on the engine; never pulls."""
+        with translate(self.endpoint, f"image '{ref}'"):
+            try:
+                return dict(self.api.inspect_image(ref))
+            except docker.errors.NotFound:
+                raise NoSuchTarget(
+                    f"The image '{ref}' is not on the engine at {self.endpoint}.",
+                    "'distrodebug image' reads images that are already local and never pulls: "
+                    "build it or 'docker pull' it first; 'docker images' lists what is there.",
+                ) from None
+
+    @contextlib.contextmanager
+    def save_image(self, image_id: str) -> Iterator[BinaryIO]:
+        """The image as ``docker save`` writes it, streamed as it comes; the engine stops producing
+        it as soon as the block ends (the connection is closed, read to the end or not)."""
+        with translate(self.endpoint, f"saving image {image_id[:19]}"):
+            # get_image() hands out a generator that cannot close its response; the same request
+            # made here can be.
+            response = self.api._get(self.api._url("/images/{0}/get", image_id), stream=True)
+            self.api._raise_for_status(response)
+        try:
+            yield io.BufferedReader(_EngineReader(response.raw, self.endpoint), buffer_size=1 << 20)
+        finally:
+            response.close()
 
     def image_labels(self, ref: str) -> dict[str, str] | None:
         try:
@@ -509,7 +585,13 @@ class DockerRuntime:
         kinds = {0: "C", 1: "A", 2: "D"}
         with translate(self.endpoint, "reading the container's changes"):
             found = self.api.diff(container_id) or []
-        return [f"{kinds.get(item['Kind'], '?')} {item['Path']}" for item in found]
+            lines = [f"{kinds.get(item['Kind'], '?')} {item['Path']}" for item in found]
+            if not lines:
+                return lines
+            # Podman's diff includes the mount points it made itself at start (see
+            # spec.PODMAN_START_CHANGES); they are not changes anyone made to the container.
+            read_only = bool(self.api.inspect_container(container_id)["HostConfig"].get("ReadonlyRootfs"))
+            return without_engine_changes(lines, self.engine()[0], read_only)
 
     def logs(self, container_id: str, tail: int = 1000) -> str:
         """The container's recent logs (stdout and stderr, with timestamps)."""

@@ -128,3 +128,34 @@ def relay_kwargs(spec: RelaySpec, name: str) -> dict[str, Any]:
         "stdin_open": True,
         "host_config": host,
     }
+
+
+#: What the engine behind a Docker API socket is: "Docker" or "Podman", with its version.
+EngineName = tuple[str, str]
+
+
+def engine_from_version(data: Mapping[str, Any]) -> EngineName:
+    """("Podman", "4.3.1") or ("Docker", "20.10.24") from the API's /version answer.
+
+    Podman serves the same API and names itself only in Components ("Podman Engine").
+    """
+    names = [str(c.get("Name") or "") for c in data.get("Components") or [] if isinstance(c, Mapping)]
+    kind = "Podman" if any("podman" in name.lower() for name in names) else "Docker"
+    return kind, str(data.get("Version") or "?")
+
+
+#: Directories Podman itself adds to a container's filesystem when it starts one: mount points
+#: for the tmpfs it puts on a read-only root (read_only_tmpfs), and /etc, where it places the
+#: mount points of /etc/hosts, /etc/hostname and /etc/resolv.conf ("C /etc" even with nothing
+#: else changed). Docker adds none of them to the container's diff.
+PODMAN_START_CHANGES = {"C /etc"}
+PODMAN_READ_ONLY_CHANGES = {"A /tmp", "A /var", "A /var/tmp", "A /run"}
+
+
+def without_engine_changes(lines: list[str], engine: str, read_only: bool) -> list[str]:
+    """A container's diff lines without what the engine made at start (Podman), so an empty list
+    still means "nothing changed the container's files"."""
+    if engine != "Podman":
+        return lines
+    ignored = PODMAN_START_CHANGES | (PODMAN_READ_ONLY_CHANGES if read_only else set())
+    return [line for line in lines if line not in ignored]
