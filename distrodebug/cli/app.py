@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from distrodebug.cli import console
+from distrodebug.cli.image import image_command
 from distrodebug.cli.options import (
     CapOpt,
     ContainerOpt,
@@ -58,6 +59,7 @@ app = typer.Typer(
 )
 app.add_typer(toolbox_app, name="toolbox")
 app.command(name="forward")(forward)
+app.command(name="image")(image_command)
 
 class _UI:
     def __init__(self, quiet: bool = False) -> None:
