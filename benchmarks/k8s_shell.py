@@ -1,79 +1,128 @@
-"""API requests per `shell` and time from command to prompt, against the API-server double.
+"""Time to the first prompt, and API requests, for a shell in a pod on the real cluster.
 
-    python3 benchmarks/k8s_shell.py [--runs 5]
+    bash scripts/cluster.sh up && python3 benchmarks/k8s_shell.py [--runs 7]
 
-Compares `distrodebug shell pod/api` with `kubectl debug -it pod/api --image=... --target=app`
-(the real kubectl binary) on the same double, counting the requests each sends.
+`distrodebug shell pod/api` against `kubectl debug -it pod/api --image=SAME --target=app` on the
+same cluster, in the same run, alternating, medians. Each run adds a debugger to a fresh pod
+(ephemeral containers are never removed, so a pod reused across runs would grow). Requests:
+kubectl's own `-v=6` log lines; ours are counted by hooks around urllib3 and websocket-client
+in the child process (the CLI unchanged otherwise). The goal (issue 9): at most 1.2x kubectl's
+time, and no more requests than kubectl sends.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
+import io
+import json
+import re
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "kubernetes"))
 
 import pexpect  # noqa: E402
-from apiserver import ApiServerDouble  # noqa: E402
 
+from tests.fixtures.cluster import connect, load, new_namespace, pod  # noqa: E402
 from tests.fixtures.engine import require_engine  # noqa: E402
 from tests.fixtures.images import ensure_static_target, ensure_toolbox  # noqa: E402
 
-PROMPT = r"\[distrodebug [^\]]+\] \S+ [#$] |/ # "
+OURS = r"\[distrodebug [^\]]+\] \S+ [#$] "
+THEIRS = r"/ # "
+#: Run in the child: count HTTP requests (urllib3) and WebSocket upgrades, then run the CLI.
+COUNTING_CHILD = """
+import atexit, sys
+import urllib3.connectionpool as pool
+import websocket
+count = [0]
+def counted(original):
+    def call(*args, **kwargs):
+        count[0] += 1
+        return original(*args, **kwargs)
+    return call
+pool.HTTPConnectionPool.urlopen = counted(pool.HTTPConnectionPool.urlopen)
+websocket.WebSocket.connect = counted(websocket.WebSocket.connect)
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(str(count[0])))
+from distrodebug.cli import main
+main(sys.argv[1:])
+"""
 
 
-def session(argv: list[str], env: dict[str, str]) -> float:
+def prompt_time(argv: list[str], env: dict[str, str], prompt: str) -> tuple[float, str]:
     start = time.perf_counter()
-    child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=60,
+    child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=120,
                           dimensions=(30, 100))
-    child.expect(PROMPT)
+    transcript = io.StringIO()
+    child.logfile_read = transcript
+    while True:
+        # kubectl's shell may print its prompt before the attach: it asks for Enter, as users do.
+        seen = child.expect([prompt, "try pressing enter"])
+        if seen == 0:
+            break
+        child.sendline("")
     elapsed = time.perf_counter() - start
     child.sendline("exit")
     child.expect(pexpect.EOF)
     child.close()
-    return elapsed
+    return elapsed, transcript.getvalue()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    client = require_engine()
-    toolbox = ensure_toolbox(client)
-    app = ensure_static_target(client, nonroot=True)
-    double = ApiServerDouble(infra_image=toolbox).start()
+    engine = require_engine()
+    toolbox = ensure_toolbox(engine)
+    target = ensure_static_target(engine, nonroot=False)
+    cluster = connect()
+    load([toolbox, target])
+    ns = new_namespace(cluster)
+    env = {**cluster.env, "DISTRODEBUG_IMAGE": toolbox, "TERM": "xterm"}
+    ours: list[float] = []
+    theirs: list[float] = []
+    our_requests: list[int] = []
+    their_requests: list[int] = []
     try:
-        env = {**os.environ, "KUBECONFIG": double.kubeconfig, "DISTRODEBUG_IMAGE": toolbox,
-               "TERM": "xterm"}
-        commands = {"distrodebug shell": ["distrodebug", "shell", "pod/api"]}
-        if shutil.which("kubectl"):
-            commands["kubectl debug -it"] = ["kubectl", "debug", "-it", "pod/api", f"--image={toolbox}",
-                                             "--target=app", "--profile=general", "--", "sh"]
-        results: dict[str, tuple[float, list[str]]] = {}
-        for name, argv in commands.items():
-            times, requests = [], []
-            for i in range(args.runs):
-                pod = f"api{i}-{name.split()[0]}"
-                double.create_pod({"metadata": {"name": pod}, "spec": {"containers": [
-                    {"name": "app", "image": app, "imagePullPolicy": "Never"}]}})
-                double.wait_for_container(pod, "app")
-                double.clear_requests()
-                times.append(session([a.replace("pod/api", f"pod/{pod}") for a in argv], env))
-                requests = [f"{r.method} {r.path.split('?')[0].rsplit('/', 1)[-1]}"
-                            for r in double.requests()]
-            results[name] = (statistics.median(times), requests)
+        for run in range(args.runs):
+            for who in (("ours", "theirs") if run % 2 == 0 else ("theirs", "ours")):
+                name = f"api-{uuid.uuid4().hex[:6]}"
+                cluster.apply(pod(name, target), namespace=ns)
+                cluster.wait_ready(name, ns)
+                if who == "ours":
+                    counter = Path(f"/tmp/dd-bench-{name}")
+                    seconds, _ = prompt_time(
+                        [sys.executable, "-c", COUNTING_CHILD, str(counter), "shell",
+                         f"pod/{name}", "-n", ns], env, OURS)
+                    ours.append(seconds)
+                    our_requests.append(int(counter.read_text()))
+                    counter.unlink()
+                else:
+                    seconds, log = prompt_time(
+                        ["kubectl", "--context", "distrodebug", "debug", "-it", "-n", ns, name,
+                         f"--image={toolbox}", "--target=app", "--profile=general", "-v=6"],
+                        env, THEIRS)
+                    theirs.append(seconds)
+                    their_requests.append(len(re.findall(r'"Response" verb="[A-Z]+"', log)))
+                cluster.kubectl("delete", "pod", name, "-n", ns, "--wait=false",
+                                "--grace-period=0")
     finally:
-        double.stop()
-    for name, (seconds, requests) in results.items():
-        print(f"{name:20s} to prompt: median {seconds * 1000:6.0f} ms; {len(requests)} API requests: "
-              + ", ".join(requests))
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    print(json.dumps({
+        "runs": args.runs,
+        "distrodebug_seconds_median": round(statistics.median(ours), 3),
+        "kubectl_seconds_median": round(statistics.median(theirs), 3),
+        "ratio": round(ratio, 2),
+        "distrodebug_requests_median": statistics.median(our_requests),
+        "kubectl_requests_median": statistics.median(their_requests),
+        "distrodebug_seconds": [round(x, 3) for x in ours],
+        "kubectl_seconds": [round(x, 3) for x in theirs],
+    }, indent=2))
 
 
 if __name__ == "__main__":

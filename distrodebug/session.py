@@ -186,8 +186,14 @@ def started_replanning(
 
 
 def check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> None:
-    # A paused target is still there: the command's own status stands.
-    if chosen.mode == "join" and runtime.target_state(chosen.info) not in ("running", "paused"):
+    """A sidecar killed with its target must not pass for a command's own exit status.
+
+    Only a status a command rarely chooses (125 and up: killed by a signal, or our own failure)
+    costs a look at the target, and the look is fresh. A paused target is still there: the
+    command's own status stands.
+    """
+    if (chosen.mode == "join" and exit_code >= 125
+            and runtime.target_state(chosen.info) not in ("running", "paused")):
         name = chosen.info.name
         raise TargetNotDebuggable(
             f"'{name}' stopped or was removed while the session ran, which ended the sidecar "

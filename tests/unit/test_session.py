@@ -179,11 +179,17 @@ def test_exec_runs_the_flow_in_order_and_returns_the_commands_status() -> None:
 
 
 def test_a_target_that_vanishes_mid_session_says_what_to_run() -> None:
-    runtime = FakeRuntime(state_after="removed")
+    runtime = FakeRuntime(state_after="removed", code=137)  # killed with its target
     with pytest.raises(TargetNotDebuggable, match="stopped or was removed") as caught:
         _run(runtime, session.SessionRequest(Target("container", "web"), ("true",)))
     assert caught.value.hint == "ask the fake what happened"
     assert runtime.calls[-1] == "remove"
+
+
+def test_a_commands_own_status_needs_no_look_at_the_target() -> None:
+    runtime = FakeRuntime(state_after="removed", code=3)  # e.g. the command stopped the app
+    result, _ = _run(runtime, session.SessionRequest(Target("container", "web"), ("true",)))
+    assert result.exit_code == 3
 
 
 def test_a_target_that_changes_state_at_start_is_planned_again() -> None:

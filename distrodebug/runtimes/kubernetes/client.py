@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -88,7 +87,6 @@ class KubeClient:
         self.namespace = namespace or default_ns
         self.endpoint = str(self.configuration.host)
         self.api = client.ApiClient(self.configuration)
-        self._last_read: tuple[float, dict[str, Any]] = (0.0, {})
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -143,14 +141,6 @@ class KubeClient:
     def read_pod(self, name: str) -> dict[str, Any]:
         with self.calls(f"reading pod '{name}'", name):
             pod = self.request("GET", self.pods_path(name))
-        self._last_read = (time.monotonic(), pod)
-        return pod
-
-    def recent_pod(self, name: str, max_age: float = 2.0) -> dict[str, Any]:
-        """The pod as last read, if that was within ``max_age`` seconds; else read again."""
-        read_at, pod = self._last_read
-        if time.monotonic() - read_at > max_age or pod.get("metadata", {}).get("name") != name:
-            return self.read_pod(name)
         return pod
 
     def list_pods(self, label_selector: str = "", field_selector: str = "") -> list[dict[str, Any]]:

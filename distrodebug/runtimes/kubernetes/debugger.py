@@ -96,18 +96,18 @@ class KubeSidecar:
             return 0  # started without attaching (--attach=false)
         if self.exec_mode:
             return self._exec_status(self._stream.status)
-        deadline = time.monotonic() + 10
-        time.sleep(0.3)  # the kubelet reports the exit a moment after the stream closes
-        while time.monotonic() < deadline:
-            pod = self._kube.read_pod(self.pod)
-            state = (container_status(pod, self.name) or {}).get("state") or {}
-            if state.get("terminated"):
-                code = int(state["terminated"].get("exitCode", 0))
-                if not self.created_pod:
-                    self.notes.append(f"debug container {self.name} exited with status {code}; "
-                                      "ephemeral containers stay listed in the pod but hold nothing")
-                return code
-            time.sleep(0.2)
+        # The kubelet reports the exit a moment after the stream closes: one watch, not polls.
+        with self._kube.calls(f"reading the exit status of {self.name}", self.pod):
+            for event in self._kube.watch_pod(self.pod, "", 10):
+                pod = event.get("object") or {}
+                state = (container_status(pod, self.name) or {}).get("state") or {}
+                if state.get("terminated"):
+                    code = int(state["terminated"].get("exitCode", 0))
+                    if not self.created_pod:
+                        self.notes.append(
+                            f"debug container {self.name} exited with status {code}; ephemeral "
+                            "containers stay listed in the pod but hold nothing")
+                    return code
         self.notes.append(
             f"the debugger {self.name} is still running: reattach with 'kubectl attach "
             f"{self.pod} -c {self.name} -i -t -n {self._kube.namespace}'")
@@ -287,14 +287,23 @@ def _exec_body(spec: SidecarSpec, name: str, target: str) -> dict[str, Any]:
     return body
 
 
-def _restricted_retry(body: dict[str, Any], spec: SidecarSpec) -> dict[str, Any]:
-    """The same debugger under the restricted profile: same uid as before when it had one."""
-    ctx = dict(PROFILE_CONTEXT["restricted"] or {})
-    uid = (spec.security_context or {}).get("runAsUser")
-    ctx["runAsUser"] = uid if isinstance(uid, int) and uid != 0 else kubepods.DISTROLESS_NONROOT
-    retry = {**body, "securityContext": ctx}
+def _compliant_retry(body: dict[str, Any], spec: SidecarSpec, level: str) -> dict[str, Any]:
+    """The same debugger as the profile the refusing level admits.
+
+    baseline: no securityContext at all (root with the runtime's default capabilities still
+    reads a root target); restricted: every capability dropped, as the uid asked for, else
+    distroless's 65532, which reads a target of the same uid (outside a chroot).
+    """
+    retry = {k: v for k, v in body.items() if k != "securityContext"}
+    view = "chroot"
+    if level == "restricted":
+        ctx = dict(PROFILE_CONTEXT["restricted"] or {})
+        uid = (spec.security_context or {}).get("runAsUser")
+        ctx["runAsUser"] = uid if isinstance(uid, int) and uid != 0 else kubepods.DISTROLESS_NONROOT
+        retry["securityContext"] = ctx
+        view = "proc"
     retry["env"] = [e for e in body.get("env") or [] if e["name"] not in ("DD_VIEW", "DD_REQUEST")]
-    retry["env"].append({"name": "DD_VIEW", "value": "proc"})
+    retry["env"].append({"name": "DD_VIEW", "value": view})
     if "DD_REQUEST" in {e["name"] for e in body.get("env") or []}:
         retry["env"].append({"name": "DD_REQUEST", "value": request_hash(retry)})
     return retry
@@ -316,12 +325,13 @@ def _add(kube: KubeClient, spec: SidecarSpec, info: TargetInfo, body: dict[str, 
                 exc.level, exc.containers) from None
         if spec.options.profile != "auto" or (body.get("securityContext") or {}).get("runAsNonRoot"):
             raise
-    retry = _restricted_retry(body, spec)
+        level = exc.level
+    retry = _compliant_retry(body, spec, level)
     try:
         patched = kube.add_ephemeral(info.name, retry)
     except kubeerrors.PodSecurityRefused as exc:
         raise kubeerrors.PodSecurityRefused(
-            exc.message, f"The '{exc.level}' level refuses even a restricted debugger here; "
+            exc.message, f"The '{exc.level}' level refuses even the debugger made for it here; "
             f"debug a copy with 'distrodebug shell pod/{info.name} --copy'.",
             exc.level, exc.containers) from None
     body.clear()

@@ -133,7 +133,7 @@ class KubernetesRuntime:
 
     def target_state(self, info: TargetInfo) -> str:
         try:
-            pod = self.kube.recent_pod(info.name)
+            pod = self.kube.read_pod(info.name)
         except NoSuchTarget:
             return "removed"
         except Exception:
@@ -165,9 +165,11 @@ class KubernetesRuntime:
         sec = kubeprofiles.pod_security(info.raw, info.container, None)
         # The namespace's Pod Security label matters only when a choice could break it; reading
         # it costs a request (and a permission), so ask only then.
-        needs_level = (options.profile in ("general", "netadmin", "sysadmin") or cap_add or privileged
-                       or (options.profile == "auto" and not sec.run_as_user
-                           and not sec.run_as_non_root))
+        # A named profile the namespace is certain to refuse is refused before anything is sent.
+        # `auto` does not read the label (a request, and a permission many users lack): a Pod
+        # Security refusal of its first choice makes it retry with the level's own profile.
+        needs_level = (options.profile in ("general", "netadmin", "sysadmin") or cap_add
+                       or privileged)
         if needs_level:
             sec = kubeprofiles.pod_security(info.raw, info.container, self.namespace_labels())
         choice = kubeprofiles.choose(options.profile, sec)
