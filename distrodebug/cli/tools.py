@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from distrodebug.cli import console
+from distrodebug.cli.options import ContextOpt, NamespaceOpt
 from distrodebug.errors import UsageError
 from distrodebug.target import Target
 
@@ -95,19 +96,21 @@ def forward(
     image: Annotated[
         str | None, typer.Option("--image", help="Relay image (default: the debug image).")
     ] = None,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
 ) -> None:
     """Forward a local port to a port the target listens on (loopback-only ones too); Ctrl-C ends it."""
     from distrodebug import forward as core
-    from distrodebug.cli.options import resolve
-    from distrodebug.runtimes import docker_runtime
+    from distrodebug.cli.options import debug_options, resolve
+    from distrodebug.runtimes import open_runtime
     from distrodebug.settings import load_settings
 
-    resolved = resolve(target, None, None, None)
+    resolved = resolve(target, None, None, namespace)
+    debug_options(resolved, context=context)
     wanted = core.parse_ports(ports)
-    if resolved.runtime == "kubernetes":
-        raise UsageError("forward does not reach pods yet.",
-                         f"Use 'kubectl port-forward {resolved}' meanwhile.")
-    runtime = docker_runtime()
+    # Docker: a relay container in the target's network namespace; a pod: the kubelet's own
+    # port forwarding, which reaches the pod's loopback with no container added.
+    runtime = open_runtime(resolved, context)
     with core.started(resolved, wanted, runtime, runtime, load_settings(image),
                       console.notice, address) as running:
         host, port = running.address
@@ -127,5 +130,10 @@ def complete_target(incomplete: str) -> list[str]:
 
 
 def pod_names() -> list[str]:
-    """pod/NAME words for completion; [] until the Kubernetes runtime offers a quick list."""
-    return []
+    """pod/NAME words for completion, from the current context; [] on any trouble, quickly."""
+    try:
+        from distrodebug.runtimes.kubernetes.client import pod_names as names
+
+        return [f"pod/{name}" for name in names(timeout=0.5)]
+    except Exception:  # noqa: BLE001 - completion must never print or fail
+        return []

@@ -193,3 +193,11 @@ class KubeClient:
         with self.calls(what, name):
             return self.request("GET", path)
 
+
+
+def pod_names(timeout: float = 0.5) -> list[str]:
+    """Names of the pods in the current context's namespace, for shell completion: one list call."""
+    kube = KubeClient()
+    with kube.calls("listing pods"):
+        listed = kube.request("GET", kube.pods_path(), timeout=timeout)
+    return sorted(p["metadata"]["name"] for p in listed.get("items") or [])

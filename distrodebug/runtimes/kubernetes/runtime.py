@@ -23,6 +23,7 @@ from distrodebug.model import (
     Mode,
     OwnedObject,
     Privileges,
+    RelaySpec,
     SidecarSpec,
     TargetInfo,
     is_root_user,
@@ -33,6 +34,7 @@ from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.debugger import KubeSidecar
 from distrodebug.runtimes.kubernetes.pods import ANNOTATION_EXPIRES
 from distrodebug.runtimes.kubernetes.spec import container_state, container_status, pick_container
+from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
 from distrodebug.settings import DEFAULT_IMAGE
 from distrodebug.target import Target
 
@@ -276,9 +278,32 @@ class KubernetesRuntime:
         return dict((ns.get("metadata") or {}).get("labels") or {})
 
     # -- the debugger ---------------------------------------------------------------------------
+    def start_relay(self, spec: RelaySpec, info: TargetInfo) -> KubeRelay:
+        """Pods need no relay container: the kubelet's port forwarding reaches the pod's
+        loopback (the pod's network namespace is shared by its containers)."""
+        return KubeRelay(self.kube, info.name)
+
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
         """An ephemeral debugger (join), a copy of the pod (snapshot) or a node pod (node)."""
         return debugger.start(self.kube, spec, info)
+
+
+class KubeRelay:
+    """`forward` to a pod: one pods/portforward WebSocket per local connection."""
+
+    def __init__(self, kube: KubeClient, pod: str) -> None:
+        self._kube, self._pod = kube, pod
+        self.id = f"{kube.namespace}/{pod}"
+
+    def connect(self, port: int) -> PortStream:
+        with self._kube.calls(f"forwarding port {port} of pod '{self._pod}'", self._pod):
+            stream = connect(self._kube.configuration, self._kube.pods_path(self._pod, "portforward"),
+                             [("ports", str(port))], protocols=V4, kind=PortStream)
+        assert isinstance(stream, PortStream)
+        return stream
+
+    def remove(self) -> None:
+        pass  # nothing was created in the cluster
 
 
 def label_selector(selector: dict[str, Any]) -> str:

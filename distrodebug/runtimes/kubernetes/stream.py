@@ -107,6 +107,42 @@ class WebSocketStream:
             self._ws.close(timeout=1)
 
 
+class PortStream(WebSocketStream):
+    """One forwarded port over the pods/portforward WebSocket (v4 channel protocol).
+
+    Channel 0 carries the port's bytes both ways, channel 1 the kubelet's errors about it; the
+    first frame the server sends on each channel is the port number (two bytes), not data. There
+    is no half-close: a local EOF is kept until the remote side ends the connection.
+    """
+
+    def __init__(self, ws: Any) -> None:
+        super().__init__(ws)
+        self._started: set[int] = set()
+
+    def send(self, data: bytes) -> None:
+        self._ws.send_binary(b"\x00" + data)
+
+    def recv(self) -> list[tuple[int, bytes]]:
+        import websocket
+
+        try:
+            opcode, data = self._ws.recv_data(control_frame=True)
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            return []
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return []
+        if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or not data:
+            return [(STDOUT, b"")]
+        channel, payload = data[0], bytes(data[1:])
+        if channel not in self._started:
+            self._started.add(channel)
+            payload = payload[2:]
+        return [(STDERR if channel % 2 else STDOUT, payload)]
+
+    def close_write(self) -> None:
+        pass
+
+
 def refuse_socks(proxy: str | None) -> None:
     """A SOCKS ``proxy-url`` serves REST calls but not attach and exec: say so before trying.
 
@@ -122,8 +158,10 @@ def refuse_socks(proxy: str | None) -> None:
             "API server directly (a VPN, or an SSH tunnel with -L instead of -D).")
 
 
-def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebSocketStream:
-    """Open a WebSocket to an attach/exec path with the client configuration's TLS and auth."""
+def connect(configuration: Any, path: str, query: list[tuple[str, str]],
+            protocols: str = f"{V5},{V4}", kind: type[WebSocketStream] = WebSocketStream,
+            ) -> WebSocketStream:
+    """Open a WebSocket to an attach, exec or portforward path with the client's TLS and auth."""
     from urllib.parse import urlencode
 
     from kubernetes.stream.ws_client import create_websocket
@@ -131,7 +169,7 @@ def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebS
     host = configuration.host.rstrip("/")
     url = host.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     url = f"{url}{path}?{urlencode(query)}"
-    headers = {"sec-websocket-protocol": f"{V5},{V4}"}
+    headers = {"sec-websocket-protocol": protocols}
     token = configuration.get_api_key_with_prefix("authorization") or configuration.get_api_key_with_prefix(
         "BearerToken"
     )
@@ -150,5 +188,5 @@ def connect(configuration: Any, path: str, query: list[tuple[str, str]]) -> WebS
                             f"{text.strip() or exc}.",
                             "Check distrodebug doctor for the pods/exec and pods/attach permissions.",
                             ) from None
-    return WebSocketStream(ws)
+    return kind(ws)
 
