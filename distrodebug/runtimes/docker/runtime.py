@@ -7,11 +7,14 @@ function (:func:`container_kwargs`) so it can be checked without an engine.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import docker
@@ -59,6 +62,11 @@ __all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspe
 
 #: The oldest API with everything we use; pinning it saves a version round trip per command.
 API_VERSION = "1.41"
+#: Seconds a sidecar still running at the end gets to end its own processes: our reaper
+#: ends and reaps them within about one, so none is left to become a zombie in the target.
+STOP_GRACE = 5
+#: Where a sidecar whose image has no subreaper of its own gets ours (in its own layer).
+LENT_REAPER = "/.distrodebug-reaper"
 
 
 def _endpoint_from_env() -> tuple[str, Any]:
@@ -112,6 +120,26 @@ def _explain(exc: Exception) -> str:
     return str(explanation or exc).strip().rstrip(".")
 
 
+def _reaper_cache(image_id: str) -> Path:
+    """Where the reaper taken from one toolbox image is kept, so later sessions skip the copy."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "distrodebug" / f"reaper-{image_id.removeprefix('sha256:')[:16]}.tar"
+
+
+def _single_file_tar(archive: bytes, name: str) -> bytes:
+    """The first regular file of ``archive`` as a tar of its own, named ``name``, mode 0755."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source:
+        member = next(m for m in source.getmembers() if m.isfile())
+        content = source.extractfile(member)
+        assert content is not None
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as target:
+            entry = tarfile.TarInfo(name)
+            entry.size, entry.mode, entry.mtime = member.size, 0o755, int(member.mtime)
+            target.addfile(entry, content)
+    return out.getvalue()
+
+
 class _EngineReader(io.RawIOBase):
     """A streamed response body as a file; transport errors become EngineGone."""
 
@@ -146,6 +174,8 @@ class DockerSidecar:
         self.notes: list[str] = []
         #: Extra objects to remove with the sidecar: ("image", id) or ("volume", name).
         self.extras: list[tuple[str, str]] = []
+        #: wait() saw it exit: nothing of it runs any more, so removing it cannot orphan anything.
+        self.exited = False
 
     def resize(self, rows: int, cols: int) -> None:
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
@@ -165,6 +195,7 @@ class DockerSidecar:
             while True:
                 try:
                     result = api.wait(self.id, timeout=3 if tty else 60)
+                    self.exited = True
                     return int(result.get("StatusCode", 125))
                 except requests.exceptions.RequestException:
                     try:
@@ -181,8 +212,16 @@ class DockerSidecar:
                     return 0
 
     def remove(self) -> None:
+        """Stop it with a grace period, then remove it and what was made for it.
+
+        A forced removal kills the sidecar's first process (the reaper) together with the rest,
+        and whatever outlives it for an instant is reparented to the target's PID 1, which never
+        reaps it. Stopped first, the reaper ends and reaps the session's processes itself.
+        """
         if self.stream is not None:
             self.stream.close()
+        if self.id and not self.exited:
+            self._runtime.stop_container(self.id)
         self._runtime.remove_objects([("container", self.id), *self.extras])
 
 
@@ -478,10 +517,17 @@ class DockerRuntime:
                 base = None
                 if spec.mode != "join":
                     base = self._prepare_copy(spec, info, sidecar)
+                lent = None
+                if spec.mode == "join" and not spec.argv[0].endswith("reaper"):
+                    lent = self._lend_reaper(spec, sidecar)
+                    if lent is not None:
+                        spec = dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv))
                 kwargs = container_kwargs(spec, name, base)
                 kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
                 created = self.api.create_container(**kwargs)
                 sidecar.id = created["Id"]
+                if lent is not None:
+                    self.api.put_archive(sidecar.id, "/", lent)
                 sock = self.api.attach_socket(
                     sidecar.id,
                     params={"stdin": int(spec.stdin), "stdout": 1, "stderr": 1, "stream": 1,
@@ -496,6 +542,44 @@ class DockerRuntime:
             sidecar.remove()
             raise
         return sidecar
+
+    def _lend_reaper(self, spec: SidecarSpec, sidecar: DockerSidecar) -> bytes | None:
+        """Our subreaper, from the default toolbox on this engine, as a tar holding LENT_REAPER.
+
+        A debug image without one would leave every orphan of the session to the target's PID 1
+        (a background job that outlives its shell, or anything an interrupt leaves for an
+        instant): zombies there for the target's life. Without the default toolbox on the engine
+        the sidecar runs as it is and a note says what that risks.
+        """
+        try:
+            data = self.api.inspect_image(settings.DEFAULT_IMAGE)
+            path = ((data.get("Config") or {}).get("Labels") or {}).get(ours.REAPER)
+            if not path:
+                raise docker.errors.NotFound("no reaper label")
+            cached = _reaper_cache(str(data["Id"]))
+            with contextlib.suppress(OSError):
+                return cached.read_bytes()
+            labels = {**spec.labels, ours.ROLE: "reaper", **spec.annotations}
+            holder = self.api.create_container(data["Id"], entrypoint=["/"], command=[],
+                                               labels=labels)["Id"]
+            try:
+                stream, _ = self.api.get_archive(holder, path)
+                taken = b"".join(stream)
+            finally:
+                self.remove_objects([("container", holder)])
+        except docker.errors.APIError:
+            sidecar.notes.append(
+                f"the debug image has no subreaper ({ours.REAPER}) and the default toolbox "
+                f"{settings.DEFAULT_IMAGE} is not on the engine to lend one: processes the "
+                "session leaves may stay as zombies in the target until it restarts")
+            return None
+        lent = _single_file_tar(taken, LENT_REAPER.lstrip("/"))
+        with contextlib.suppress(OSError):
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+            partial.write_bytes(lent)
+            partial.replace(cached)
+        return lent
 
     def _start_failed(self, exc: docker.errors.APIError, info: TargetInfo) -> DistrodebugError:
         text = _explain(exc)
@@ -533,6 +617,17 @@ class DockerRuntime:
                                 pause=False)
         sidecar.extras.append(("image", image["Id"]))
         return str(image["Id"])
+
+    def stop_container(self, ident: str) -> None:
+        """Stop a container with STOP_GRACE seconds to end on its own; a gone one is fine."""
+        with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self.api.stop(ident, timeout=STOP_GRACE)
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                raise EngineGone(
+                    f"Could not stop the container {ident[:19]}: {_explain(exc)}.",
+                    "Run 'distrodebug cleanup' once the engine answers again.",
+                ) from None
 
     def remove_objects(self, objects: list[tuple[str, str]]) -> None:
         """Remove containers, images and volumes; missing ones are fine."""

@@ -1,0 +1,130 @@
+"""Interrupted sessions leave nothing behind, on the real engine (issue 11: items 5, 6, 13, 19).
+
+Nothing here stops the machine's engine: engine loss is a relay on a unix socket that the test
+owns and cuts, so only this test's connection dies.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from distrodebug import labels
+from tests.conftest import TEST_LABEL, ours
+
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
+
+
+@pytest.fixture(scope="module")
+def bare_toolbox(engine: Any, toolbox: str) -> Iterator[str]:
+    """The toolbox without our subreaper: what any other debug image looks like to us."""
+    dockerfile = (f"FROM {toolbox}\nRUN rm {labels_reaper_path(engine, toolbox)}\n"
+                  f'LABEL {labels.REAPER}=""\n')
+    image, _ = engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), pull=False, rm=True,
+                                   labels={TEST_LABEL: "1"}, tag="distrodebug-test/bare-toolbox:1")
+    yield "distrodebug-test/bare-toolbox:1"
+
+
+def labels_reaper_path(engine: Any, image: str) -> str:
+    return str(engine.images.get(image).labels[labels.REAPER])
+
+
+def zombies(engine: Any, toolbox: str, target: Any) -> list[str]:
+    """Zombie processes (state Z) in the target's PID namespace."""
+    out = engine.containers.run(toolbox, ["ps", "-o", "pid,ppid,stat,args"], remove=True,
+                                pid_mode=f"container:{target.id}", labels={TEST_LABEL: "1"})
+    rows = [line.split(None, 3) for line in out.decode().splitlines()[1:]]
+    return [" ".join(r) for r in rows if len(r) >= 3 and "Z" in r[2]]
+
+
+def in_target(engine: Any, toolbox: str, target: Any, word: str) -> bool:
+    """True when a process whose command line holds ``word`` runs in the target's namespace."""
+    out = engine.containers.run(toolbox, ["ps", "-o", "args"], remove=True,
+                                pid_mode=f"container:{target.id}", labels={TEST_LABEL: "1"})
+    return word in out.decode()
+
+
+def spawn(image: str, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DISTRODEBUG_IMAGE": image, **popen.pop("env", {})}
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "distrodebug", *args], env=env, **popen)
+
+
+def wait_for(predicate: Callable[[], Any], seconds: float = 30) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
+def sidecars_of(engine: Any, target: Any) -> list[Any]:
+    return [c for c in ours(engine) if c.labels.get(labels.TARGET_NAME) == target.name]
+
+
+# -------------------------------------------------------------------- item 5: zombies
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("reaper", [True, False], ids=["toolbox", "without-reaper"])
+def test_interrupted_exec_leaves_no_zombie_in_the_target(
+        engine: Any, toolbox: str, bare_toolbox: str, make_container: Any, static_image: str,
+        sig: int, reaper: bool) -> None:
+    target = make_container(static_image)
+    proc = spawn(toolbox if reaper else bare_toolbox, "exec", target.name, "--",
+                 "sh", "-c", "sleep 101 & sleep 102")
+    assert wait_for(lambda: in_target(engine, toolbox, target, "sleep 102")), "never started"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert b"Traceback" not in err
+    assert not sidecars_of(engine, target)
+    assert zombies(engine, toolbox, target) == []
+
+
+def test_background_job_of_a_finished_command_is_reaped_without_our_image(
+        engine: Any, toolbox: str, bare_toolbox: str, make_container: Any,
+        static_image: str) -> None:
+    target = make_container(static_image)
+    proc = spawn(bare_toolbox, "exec", target.name, "--", "sh", "-c", "sleep 1 &")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    time.sleep(1.5)  # the sleep has ended by now, wherever it went
+    assert zombies(engine, toolbox, target) == []
+
+
+@pytest.mark.parametrize("reaper", [True, False], ids=["toolbox", "without-reaper"])
+def test_interrupted_dump_leaves_no_zombie_in_the_target(
+        engine: Any, toolbox: str, bare_toolbox: str, make_container: Any,
+        big_target: Callable[[], Any], tmp_path: Path, reaper: bool) -> None:
+    target = big_target()
+    proc = spawn(toolbox if reaper else bare_toolbox, "dump", target.name, "-f",
+                 str(tmp_path / "b.tar"))
+    assert wait_for(lambda: any(tmp_path.iterdir()), 60), "never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not list(tmp_path.iterdir())
+    assert zombies(engine, toolbox, target) == []
+
+
+@pytest.fixture
+def big_target(make_container: Any, toolbox: str) -> Callable[[], Any]:
+    """A running target with 200 MB of files, so that a dump of it takes a while."""
+    def make() -> Any:
+        target = make_container(toolbox, entrypoint=[
+            "/bin/sh", "-c", "mkdir /big && for i in 1 2 3 4; do head -c 50000000 /dev/zero "
+            "> /big/f$i; done; touch /ready; exec sleep 1000"])
+        assert wait_for(lambda: target.exec_run(["test", "-e", "/ready"]).exit_code == 0, 60)
+        return target
+    return make
