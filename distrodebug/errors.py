@@ -25,6 +25,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 127
     #: Interrupted by Ctrl-C (128 + SIGINT).
     INTERRUPTED = 130
+    #: Whatever read our stdout went away (128 + SIGPIPE): `distrodebug exec T -- yes | head -1`.
+    BROKEN_PIPE = 141
 
 
 class DistrodebugError(Exception):
@@ -94,6 +96,17 @@ class Interrupted(DistrodebugError):
     """Ctrl-C, SIGTERM or SIGHUP ended the command; everything we created was removed."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class OutputClosed(DistrodebugError):
+    """Our stdout is a pipe whose reader went away; the command was ended like any other
+    interrupt, with 128 + SIGPIPE as a shell reports a piped tool killed by it."""
+
+    exit_code = ExitCode.BROKEN_PIPE
+
+
+class OutputFailed(DistrodebugError):
+    """Our stdout could not be written (a full disk behind a redirection)."""
 
 
 class BundleError(DistrodebugError):

@@ -18,6 +18,7 @@ import tty
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+from distrodebug.errors import OutputClosed, OutputFailed
 from distrodebug.model import STDERR
 from distrodebug.runtimes.base import Stream
 
@@ -98,6 +99,13 @@ def _write_all(fd: int, data: bytes) -> None:
         except BlockingIOError:
             select.select([], [fd], [])
             continue
+        except BrokenPipeError:
+            raise OutputClosed("The output pipe was closed by its reader; the command was ended "
+                               "and the sidecar removed.") from None
+        except OSError as exc:
+            raise OutputFailed(f"Writing the command's output failed: {exc.strerror}; the command "
+                               "was ended and the sidecar removed.",
+                               "Free some space or write the output elsewhere.") from None
         view = view[written:]
 
 

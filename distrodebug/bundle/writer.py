@@ -223,6 +223,9 @@ def _as_bundle_error(exc: BaseException, out: Path) -> BundleError:
             f"The disk is full: {out} could not be written and nothing was left behind.",
             "Free some space, or narrow the dump with --path, --exclude or --max-file-size.",
         )
+    if isinstance(exc, BrokenPipeError):
+        return BundleError(f"The reader of {out} went away (broken pipe): no whole bundle was "
+                           "written and nothing was left behind.", exit_code=ExitCode.BROKEN_PIPE)
     if isinstance(exc, OSError) and exc.strerror:
         return BundleError(f"Writing {out} failed: {exc.strerror}. Nothing was left behind.")
     if isinstance(exc, TarFormatError):

@@ -128,3 +128,22 @@ def big_target(make_container: Any, toolbox: str) -> Callable[[], Any]:
         assert wait_for(lambda: target.exec_run(["test", "-e", "/ready"]).exit_code == 0, 60)
         return target
     return make
+
+
+# -------------------------------------------------------------------- item 13: broken pipe
+
+
+@pytest.mark.parametrize("command", [["exec", "{t}", "--", "yes"], ["dump", "{t}", "-f", "-"]])
+def test_broken_stdout_pipe_exits_141_and_removes_the_sidecar(
+        engine: Any, toolbox: str, make_container: Any, static_image: str,
+        command: list[str]) -> None:
+    target = make_container(static_image)
+    proc = spawn(toolbox, *(word.format(t=target.name) for word in command))
+    assert proc.stdout is not None
+    assert proc.stdout.read(1)
+    proc.stdout.close()  # what `| head -c1` does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141, err  # 128 + SIGPIPE, as the shell reports a piped tool's death
+    assert b"Traceback" not in err and err.count(b"\n") <= 1, err
+    assert not sidecars_of(engine, target)
+    assert zombies(engine, toolbox, target) == []
