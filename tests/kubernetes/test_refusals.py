@@ -62,23 +62,20 @@ def test_pod_security_level_from_real_namespace_labels(cluster: Cluster, ns_fact
     assert ran.out.strip() == "65532"
 
 
-def test_auto_retries_restricted_when_the_level_could_not_be_read(cluster: Cluster,
-                                                                  ns_factory: Any) -> None:
-    """Issue 10, item 9: unable to read the level (here: no permission on namespaces, as with a
-    cluster-wide admission default), auto chose `general` and stopped at the 403."""
-    ns = ns_factory({"pod-security.kubernetes.io/enforce": "restricted"})
-    unknown = pod("anon", cluster.images["nonroot"])  # no uid in the spec: auto must guess
-    unknown["spec"]["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {
-        "type": "RuntimeDefault"}}
-    unknown["spec"]["containers"][0]["securityContext"] = {
-        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsUser": 65532}
-    cluster.apply(unknown, namespace=ns)
-    cluster.wait_ready("anon", ns)
+def test_auto_retries_with_the_levels_profile_when_it_guessed_wrong(cluster: Cluster,
+                                                                    ns_factory: Any) -> None:
+    """Issue 10, item 9: a level auto cannot see (here: a user who may not read namespaces, as
+    with a cluster-wide admission default) made it pick `general` and stop at the 403."""
+    ns = ns_factory({"pod-security.kubernetes.io/enforce": "baseline"})
+    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)  # root, uid not in the spec
+    cluster.wait_ready("api", ns)
     grant(cluster, ns, [pods("get", "list", "watch"), pods("patch", sub="ephemeralcontainers"),
                         pods("get", "create", sub="exec")])
-    ran = as_restricted(cluster, "exec", "pod/anon", "-n", ns, "--", "id", "-u")
+    ran = as_restricted(cluster, "exec", "pod/api", "-n", ns, "--", "sh", "-c", "id -u; ls /app")
     assert ran.code == 0, ran.err
-    assert ran.out.strip() == "65532"
+    assert ran.out.split() == ["0", "/app"]  # baseline: root with default caps reads the root
+    (debugger,) = cluster.get("pod", "api", ns)["spec"]["ephemeralContainers"]
+    assert "securityContext" not in debugger
 
 
 def test_pod_whose_own_containers_break_the_level_points_at_copy(cluster: Cluster,
@@ -111,20 +108,6 @@ def test_user_zero_in_a_run_as_non_root_pod_starts(cluster: Cluster, ns: str) ->
                      "sh", "-c", "id -u; ls /app", timeout=120)
     assert ran.code == 0, ran.err
     assert ran.out.split() == ["0", "/app"]
-
-
-def test_failure_status_after_the_stream_opened_is_shown(cluster: Cluster, ns: str) -> None:
-    """Issue 10, item 7: a failed exec exited 125 with no message at all."""
-    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
-    cluster.wait_ready("api", ns)
-    assert cluster.dd("exec", "pod/api", "-n", ns, "--", "true").code == 0
-    (debugger,) = cluster.get("pod", "api", ns)["spec"]["ephemeralContainers"]
-    # End the idle debugger from inside, then exec at once: the pod still says "running".
-    cluster.kubectl("exec", "-n", ns, "api", "-c", debugger["name"], "--", "kill", "1")
-    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "true")
-    if ran.code != 0:
-        assert "could not run the command" in ran.err or "not running" in ran.err, ran.err
-        assert ran.err.strip() != ""
 
 
 def test_cleanup_refused_does_not_hide_the_sessions_status(cluster: Cluster, ns: str) -> None:

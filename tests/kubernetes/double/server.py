@@ -8,7 +8,9 @@ WebSocket, with one fault switched on at a time:
   as servers before 1.22, or with the feature off, answer);
 - ``protocols=("v4.channel.k8s.io",)``: a streaming server without v5 (before 1.30, or a proxy
   that keeps v4), which cannot be told that stdin ended;
-- ``drop_after=N``: the connection breaks after N stdout frames, with no status on channel 3.
+- ``drop_after=N``: the connection breaks after N stdout frames, with no status on channel 3;
+- ``failure=TEXT``: the command never ran; a Failure status with that message on channel 3 (the
+  real kubelet does this for OCI runtime errors, which cannot be caused on demand here).
 
 Exec runs no process: it answers ``sh -c`` commands that only echo (enough to see which stream
 a byte arrived on) and exits with the status the test asks for. Plain HTTP on 127.0.0.1.
@@ -30,9 +32,10 @@ V4, V5 = "v4.channel.k8s.io", "v5.channel.k8s.io"
 
 class SmallDouble:
     def __init__(self, *, ephemeral: bool = True, protocols: Sequence[str] = (V5, V4),
-                 drop_after: int | None = None, exit_code: int = 0) -> None:
+                 drop_after: int | None = None, exit_code: int = 0,
+                 failure: str | None = None) -> None:
         self.ephemeral, self.protocols = ephemeral, tuple(protocols)
-        self.drop_after, self.exit_code = drop_after, exit_code
+        self.drop_after, self.exit_code, self.failure = drop_after, exit_code, failure
         self.requests: list[tuple[str, str]] = []
         self.stdin_seen = b""
         self.pod: dict[str, Any] = {
@@ -41,6 +44,7 @@ class SmallDouble:
             "spec": {"containers": [{"name": "app", "image": "app:1"}]},
             "status": {"phase": "Running", "containerStatuses": [{
                 "name": "app", "restartCount": 0, "containerID": "containerd://" + "a" * 64,
+                "image": "app:1", "imageID": "sha256:" + "b" * 64, "ready": True,
                 "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]},
         }
         self._loop = asyncio.new_event_loop()
@@ -112,7 +116,9 @@ class SmallDouble:
         added = body["spec"]["ephemeralContainers"]
         self.pod["spec"].setdefault("ephemeralContainers", []).extend(added)
         self.pod["status"].setdefault("ephemeralContainerStatuses", []).extend(
-            {"name": c["name"], "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}
+            {"name": c["name"], "image": c["image"], "imageID": "sha256:" + "c" * 64,
+             "ready": False, "restartCount": 0,
+             "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}
             for c in added)
         self.pod["metadata"]["resourceVersion"] = str(int(self.pod["metadata"]["resourceVersion"]) + 1)
         return web.json_response(self.pod)
@@ -139,7 +145,12 @@ class SmallDouble:
                 if message.data[:2] == b"\xff\x00":
                     break  # v5 CLOSE of stdin
         status: dict[str, Any] = {"metadata": {}, "status": "Success"}
-        if self.exit_code:
+        if self.failure:
+            # What the kubelet sends when the runtime cannot run the command at all (since 1.30
+            # the upgrade succeeded first, so this is the only word of it).
+            status = {"metadata": {}, "status": "Failure", "reason": "InternalError", "code": 500,
+                      "message": self.failure}
+        elif self.exit_code:
             status = {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
                       "message": f"command terminated with non-zero exit code: {self.exit_code}",
                       "details": {"causes": [{"reason": "ExitCode", "message": str(self.exit_code)}]}}

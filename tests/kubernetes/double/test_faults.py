@@ -53,3 +53,14 @@ def test_a_stream_that_breaks_mid_command_is_an_error_not_success(
     assert ran.returncode == 125, (ran.stdout, ran.stderr)
     assert ran.stdout == "hello from t"  # what arrived before the break, nothing invented
     assert "ended without an exit status" in ran.stderr
+
+
+def test_kubelet_failure_after_the_upgrade_is_shown(double_factory: Callable[..., Any]) -> None:
+    """Issue 10, item 7: only exit codes were read from channel 3; a failed exec said nothing."""
+    reason = ('error executing command in container: failed to exec in container: OCI runtime '
+              'exec failed: exec failed: unable to start container process: exec: "sh": '
+              'executable file not found in $PATH: unknown')
+    double, config = double_factory(failure=reason)
+    ran = dd(config, "exec", "pod/api", "--", "true")
+    assert ran.returncode == 125
+    assert "OCI runtime exec failed" in ran.stderr and "could not run the command" in ran.stderr
