@@ -17,7 +17,7 @@ from distrodebug.bundle.tar.reader import Buffers
 _IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most _STAGE bytes each)
 _STAGE = 256 << 10  # smaller writes are gathered into one piece of about this size
 _WRITEBACK = 32 << 20  # start writing the bundle to disk after about this many new bytes
-_READ_BUFFER = 1 << 20  # the tar reader's buffers; pieces of content are views into them...
+READ_BUFFER = 1 << 20  # the tar reader's buffers; pieces of content are views into them...
 _READ_BUFFERS = 5  # ...recycled: this many at most
 
 
@@ -60,11 +60,11 @@ class Output(Buffers):
 
     def get(self, size: int) -> bytearray:
         """A read buffer: a new one while there are fewer than a handful, then a returned one."""
-        if size > _READ_BUFFER:
+        if size > READ_BUFFER:
             return bytearray(size)  # never happens with plain tar headers; not recycled
         if self._made < _READ_BUFFERS:
             self._made += 1
-            return bytearray(_READ_BUFFER)
+            return bytearray(READ_BUFFER)
         while True:
             try:
                 return self._free.get(timeout=1)
@@ -74,7 +74,7 @@ class Output(Buffers):
 
     def done(self, buffer: bytearray) -> None:
         """Free ``buffer`` for reuse once the worker is past every view of it queued so far."""
-        if len(buffer) != _READ_BUFFER or self._closed or threading.get_ident() == self._thread.ident:
+        if len(buffer) != READ_BUFFER or self._closed or threading.get_ident() == self._thread.ident:
             return  # not ours, or the bundle is over (the reader may be finalised late, anywhere)
         self.call(lambda: self._free.put(buffer))
 

@@ -41,7 +41,7 @@ from distrodebug.bundle.options import (
     is_excluded,
     normalise_path,
 )
-from distrodebug.bundle.output import _READ_BUFFER, Output, fileno_of
+from distrodebug.bundle.output import READ_BUFFER, Output, fileno_of
 from distrodebug.bundle.redact import redact_data, redact_text
 from distrodebug.bundle.tar.reader import (
     Member,
@@ -243,7 +243,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(dfd)
 
 
-def _open_compressor(raw: BinaryIO, compression: Compression, level: int) -> BinaryIO:
+def open_compressor(raw: BinaryIO, compression: Compression, level: int) -> BinaryIO:
     if compression == "zst":
         import zstandard
 
@@ -315,7 +315,7 @@ class _Writer:
         self._last_progress = 0.0
 
     def run(self, fs_tar: BinaryIO) -> str:
-        comp = _open_compressor(self.raw, self.compression, self.options.zstd_level)
+        comp = open_compressor(self.raw, self.compression, self.options.zstd_level)
         tar = TarWriter(comp)
         target = self._redact(self.info.target)
         self._meta(tar, "target.json", target)
@@ -372,7 +372,7 @@ class _Writer:
     def _filesystem(self, comp: BinaryIO, fs_tar: BinaryIO) -> None:
         out = Output(comp, fileno_of(self.raw))
         try:
-            self._members(out, TarReader(fs_tar, out, _READ_BUFFER))
+            self._members(out, TarReader(fs_tar, out, READ_BUFFER))
             out.close()
         except BaseException:
             out.abort()

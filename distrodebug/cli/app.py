@@ -464,7 +464,7 @@ _EXEC_FLAGS = {"--privileged", "--stdin", "--no-stdin", "-i", "--copy", "--keep"
                "--no-keep-init-containers", "--replace", "--writable-volumes"}
 
 
-def _split_exec_command(args: list[str]) -> list[str]:
+def split_exec_command(args: list[str]) -> list[str]:
     """`exec TARGET CMD ARGS...` without `--`: everything after the target is the command.
 
     Options may come before or after the target when `--` separates the command (kubectl's
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     debug = "--debug" in ours
     if debug:
         args.remove("--debug")
-    args = _split_exec_command(pflag_booleans(args))
+    args = split_exec_command(pflag_booleans(args))
     prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
     try:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)

@@ -328,7 +328,7 @@ def test_disk_full_on_the_worker_removes_temp(tmp_path: Path, monkeypatch: pytes
         def write(self, data: Any) -> int:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(dump_module, "_open_compressor", lambda raw, c, level: _after(Full(), 600_000))
+    monkeypatch.setattr(dump_module, "open_compressor", lambda raw, c, level: _after(Full(), 600_000))
     data = tar_bytes([(f"f{i}", "file", os.urandom(400_000)) for i in range(8)])
     with pytest.raises(BundleError, match="disk is full"):
         write_bundle(tmp_path / "b.tar", io.BytesIO(data), DumpInfo(), DumpOptions())

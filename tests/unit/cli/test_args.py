@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from distrodebug.cli.app import _split_exec_command
+from distrodebug.cli.app import split_exec_command
 
 
 @pytest.mark.parametrize(
@@ -18,4 +18,4 @@ from distrodebug.cli.app import _split_exec_command
     ],
 )
 def test_exec_command_is_never_parsed_as_our_options(args: list[str], expected: list[str]) -> None:
-    assert _split_exec_command(args) == expected
+    assert split_exec_command(args) == expected
