@@ -2,7 +2,8 @@
 a node debugging pod. Pure functions: no API call, no kubernetes import.
 
 Ground truth is what ``kubectl debug --copy-to`` and ``kubectl debug node/NAME`` send
-(../shared/reference/kubectl/log-copy-*.txt, log-node-*.txt); tests/unit/test_kube_pods_golden.py
+(captured in tests/reference/kubectl/log-copy-*.txt and log-node-*.txt, and what the API server
+stores for kubectl's own pods on the test cluster); tests/unit/runtimes/kubernetes/test_golden_pods.py
 compares key by key and lists where we differ on purpose. The main difference for copies:
 kubectl adds a debugger container next to the app, which sees the app's files only through
 ``/proc/<pid>/root`` and only while the app runs. A crash-looping distroless app has no
