@@ -14,6 +14,11 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if [ "${DISTRODEBUG_WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi
+# The Podman test lane (DISTRODEBUG_ENGINES containing podman): Debian's podman; the lane starts
+# its own service with tests/fixtures/podman/containers.conf.
+case ",${DISTRODEBUG_ENGINES:-docker}," in
+  *,podman,*) command -v podman >/dev/null 2>&1 || missing+=(podman) ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq

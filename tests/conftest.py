@@ -17,11 +17,27 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.engine import require_engine
+from tests.fixtures.engine import ENGINE_ENV, ENGINES, lane, require_engine
 from tests.fixtures.images import ensure_python_target, ensure_static_target, ensure_toolbox
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_LABEL = "io.distrodebug.test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=ENGINES, default=None,
+                     help="Engine the engine tests run against (default: $DISTRODEBUG_ENGINE or "
+                          "docker). 'podman' starts a Podman service serving the Docker API.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--engine")
+    if chosen:
+        os.environ[ENGINE_ENV] = chosen
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"distrodebug engine lane: {lane()}"
 
 
 @pytest.fixture(scope="session")

@@ -56,18 +56,10 @@ done'
 
 
 def _engine() -> Any:
-    """A docker client, or skip (fail when DISTRODEBUG_REQUIRE_ENGINE=1)."""
-    try:
-        import docker
+    """The lane's engine client, or skip (fail when DISTRODEBUG_REQUIRE_ENGINE=1)."""
+    from tests.fixtures.engine import require_engine
 
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:  # any import, connection or API failure means "no engine"
-        reason = f"no Docker engine answers ({type(exc).__name__}: {exc})"
-        if os.environ.get("DISTRODEBUG_REQUIRE_ENGINE") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return client
+    return require_engine()
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +86,13 @@ def image(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     os.chmod(root / "tmp", 0o1777)
     for sub in ("srv", "data", "scratch"):
         os.chown(root / sub, 65532, 65532)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+    rootfs = tmp_path_factory.mktemp("bbtar") / "rootfs.tar"
+    with tarfile.open(rootfs, mode="w") as tar:
         tar.add(root, arcname=".")
     tag = f"distrodebug-test-dumpbb:{uuid.uuid4().hex[:8]}"
-    repo, _, version = tag.partition(":")
-    client.api.import_image_from_data(
-        buf.getvalue(), repository=repo, tag=version, changes=["LABEL io.distrodebug.test=1"]
-    )
+    from distrodebug.runtimes.docker.runtime import DockerRuntime
+
+    DockerRuntime().import_image(rootfs, tag, ["LABEL io.distrodebug.test=1"])  # engine quirks there
     yield tag
     client.images.remove(tag, force=True)
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ours
+from tests.fixtures.engine import engine_differs
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
 
@@ -58,11 +59,15 @@ def test_socket_permission_denied(toolbox: str, tmp_path: Any) -> None:
     # Walk the same code path once as root against a missing socket, so that every lazily
     # imported module is loaded before the child loses the right to read site-packages.
     with pytest.raises(SystemExit):
+        previous = os.environ.get("DOCKER_HOST")  # the Podman lane's socket, or none
         os.environ["DOCKER_HOST"] = "unix:///nonexistent.sock"
         try:
             distrodebug.cli.app.main(["exec", "web", "--", "true"])
         finally:
-            del os.environ["DOCKER_HOST"]
+            if previous is None:
+                del os.environ["DOCKER_HOST"]
+            else:
+                os.environ["DOCKER_HOST"] = previous
 
     err_path = tmp_path / "err"
     err_path.touch()
@@ -135,6 +140,8 @@ def test_shell_needs_a_terminal(dd: Any, make_container: Any, static_image: str)
     assert "distrodebug exec" in ran.err
 
 
+@engine_differs("podman", "it refuses to remove a container while another joins its namespaces "
+                "('has dependent containers'), so the target outlives the session")
 def test_target_removed_during_session(toolbox: str, make_container: Any, static_image: str,
                                        engine: Any) -> None:
     target = make_container(static_image)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from distrodebug.toolbox import catalog
+from tests.fixtures.engine import changes
 
 ROOT = Path(__file__).resolve().parents[2]
 _lock = threading.Lock()
@@ -58,7 +59,7 @@ def test_with_strace_traces_the_python_target_through_the_chroot(
     assert ran.code == 0, ran.err
     assert "accept4(" in ran.out and 'recvfrom(' in ran.out and "GET /healthz" in ran.out
     assert "app.py" in ran.out and "root=/" in ran.out  # the target's root: it was a chroot
-    assert app.diff() in (None, [])
+    assert changes(app) == []
     again = dd("exec", app.name, "--with", "strace", "--", "strace", "-V", timeout=120)
     assert again.code == 0 and "reusing" in again.err, again.err
 

@@ -280,6 +280,11 @@ class DockerRuntime:
             try:
                 data = self.api.inspect_container(target.name)
             except docker.errors.NotFound:
+                # Podman answers an ID prefix that matches several containers with 404 (Docker
+                # says "multiple IDs found"): tell the two apart ourselves.
+                if all(c in "0123456789abcdef" for c in target.name) and len(
+                        [c for c in self.api.containers(all=True) if c["Id"].startswith(target.name)]) > 1:
+                    raise self._ambiguous(target.name) from None
                 raise self._not_found(target.name) from None
             except docker.errors.APIError as exc:
                 if "multiple ids" in _explain(exc).lower():
@@ -523,8 +528,18 @@ class DockerRuntime:
                     if lent is not None:
                         spec = dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv))
                 kwargs = container_kwargs(spec, name, base)
-                kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
-                created = self.api.create_container(**kwargs)
+                host = kwargs["host_config"]
+                kwargs["host_config"] = self.api.create_host_config(**host)
+                try:
+                    created = self.api.create_container(**kwargs)
+                except docker.errors.APIError as exc:
+                    # Podman reports IpcMode "shareable" for a target created with a private IPC
+                    # namespace, then refuses to join it ("non-shareable IPC"): go without IPC.
+                    if "ipc_mode" not in host or "non-shareable ipc" not in _explain(exc).lower():
+                        raise
+                    host.pop("ipc_mode")
+                    kwargs["host_config"] = self.api.create_host_config(**host)
+                    created = self.api.create_container(**kwargs)
                 sidecar.id = created["Id"]
                 if lent is not None:
                     self.api.put_archive(sidecar.id, "/", lent)
