@@ -28,7 +28,7 @@ from distrodebug.model import (
     TargetInfo,
     is_root_user,
 )
-from distrodebug.runtimes.kubernetes import debugger
+from distrodebug.runtimes.kubernetes import ephemeral, ourpods
 from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
 from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.debugger import KubeSidecar
@@ -285,7 +285,11 @@ class KubernetesRuntime:
 
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
         """An ephemeral debugger (join), a copy of the pod (snapshot) or a node pod (node)."""
-        return debugger.start(self.kube, spec, info)
+        if spec.mode == "snapshot":
+            return ourpods.start_copy(self.kube, spec, info)
+        if spec.mode == "node":
+            return ourpods.start_node_pod(self.kube, spec, info)
+        return ephemeral.start_ephemeral(self.kube, spec, info)
 
 
 class KubeRelay:
