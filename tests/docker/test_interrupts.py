@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from distrodebug import labels
-from tests.conftest import TEST_LABEL, ours
+from tests.conftest import TEST_LABEL
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
 
@@ -69,7 +69,11 @@ def wait_for(predicate: Callable[[], Any], seconds: float = 30) -> Any:
 
 
 def sidecars_of(engine: Any, target: Any) -> list[Any]:
-    return [c for c in ours(engine) if c.labels.get(labels.TARGET_NAME) == target.name]
+    """Every container, image and volume of ours made for ``target``."""
+    api, tool = engine.api, {"label": f"{labels.TOOL_KEY}={labels.TOOL}"}
+    found = [*api.containers(all=True, filters=tool), *api.images(filters=tool),
+             *((api.volumes(filters=tool) or {}).get("Volumes") or [])]
+    return [o for o in found if (o.get("Labels") or {}).get(labels.TARGET) == target.name]
 
 
 # -------------------------------------------------------------------- item 5: zombies
@@ -147,3 +151,26 @@ def test_broken_stdout_pipe_exits_141_and_removes_the_sidecar(
     assert b"Traceback" not in err and err.count(b"\n") <= 1, err
     assert not sidecars_of(engine, target)
     assert zombies(engine, toolbox, target) == []
+
+
+# -------------------------------------------------------------------- item 6: every phase
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
+def test_sigterm_at_any_moment_of_a_session_leaves_nothing(
+        engine: Any, toolbox: str, make_container: Any, static_image: str, running: bool) -> None:
+    """From start-up to the command's run, in steps of 60 ms: whatever was made is removed."""
+    target = make_container(static_image)
+    if not running:
+        target.stop(timeout=1)
+    outcomes = []
+    for step in range(20):
+        proc = spawn(toolbox, "exec", target.name, "--", "sleep", "30")
+        time.sleep(0.25 + step * 0.06)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        outcomes.append(proc.returncode)
+        assert proc.returncode in (143, -signal.SIGTERM), err  # -15: before Python's handler
+        assert b"Traceback" not in err, err
+        assert not sidecars_of(engine, target), f"left behind at {0.25 + step * 0.06:.2f} s"
+    assert 143 in outcomes, "no run got far enough to create anything"

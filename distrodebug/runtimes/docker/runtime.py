@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import signal
 import tarfile
 import threading
 import time
@@ -120,6 +121,20 @@ def _explain(exc: Exception) -> str:
     return str(explanation or exc).strip().rstrip(".")
 
 
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP for a moment: while a cleanup runs, so a second one
+    cannot cut it short, and while the engine makes an object, so none is made untracked."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _reaper_cache(image_id: str) -> Path:
     """Where the reaper taken from one toolbox image is kept, so later sessions skip the copy."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -222,7 +237,9 @@ class DockerSidecar:
             self.stream.close()
         if self.id and not self.exited:
             self._runtime.stop_container(self.id)
-        self._runtime.remove_objects([("container", self.id), *self.extras])
+        # Containers before the snapshot image and the tools volume they use.
+        extras = sorted(self.extras, key=lambda item: item[0] != "container")
+        self._runtime.remove_objects([("container", self.id), *extras])
 
 
 class DockerRelay:
@@ -517,6 +534,7 @@ class DockerRuntime:
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
         name = f"distrodebug-{spec.labels[ours.SESSION]}"
         sidecar = DockerSidecar(self, "", name)
+        held: Any = None  # the signal mask to restore once the sidecar's ID is known
         try:
             with translate(self.endpoint, "starting the sidecar"):
                 base = None
@@ -527,6 +545,10 @@ class DockerRuntime:
                     lent = self._lend_reaper(spec, sidecar)
                     if lent is not None:
                         spec = dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv))
+                # The engine finishes a create whose client went away, after any removal we
+                # could send: signals wait until the answer, with the ID, is in hand.
+                sidecar.id = name
+                held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
                 kwargs = container_kwargs(spec, name, base)
                 host = kwargs["host_config"]
                 kwargs["host_config"] = self.api.create_host_config(**host)
@@ -541,8 +563,11 @@ class DockerRuntime:
                     kwargs["host_config"] = self.api.create_host_config(**host)
                     created = self.api.create_container(**kwargs)
                 sidecar.id = created["Id"]
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                held = None
                 if lent is not None:
                     self.api.put_archive(sidecar.id, "/", lent)
+                    self._require_shell(sidecar.id, spec)
                 sock = self.api.attach_socket(
                     sidecar.id,
                     params={"stdin": int(spec.stdin), "stdout": 1, "stderr": 1, "stream": 1,
@@ -554,8 +579,12 @@ class DockerRuntime:
                 except docker.errors.APIError as exc:
                     raise self._start_failed(exc, info) from None
         except BaseException:
-            sidecar.remove()
+            with _signals_held():
+                sidecar.remove()
             raise
+        finally:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return sidecar
 
     def _lend_reaper(self, spec: SidecarSpec, sidecar: DockerSidecar) -> bytes | None:
@@ -575,8 +604,11 @@ class DockerRuntime:
             with contextlib.suppress(OSError):
                 return cached.read_bytes()
             labels = {**spec.labels, ours.ROLE: "reaper", **spec.annotations}
-            holder = self.api.create_container(data["Id"], entrypoint=["/"], command=[],
-                                               labels=labels)["Id"]
+            holder = f"{sidecar.name}-reaper"
+            sidecar.extras.append(("container", holder))
+            with _signals_held():
+                self.api.create_container(data["Id"], name=holder, entrypoint=["/"], command=[],
+                                          labels=labels)
             try:
                 stream, _ = self.api.get_archive(holder, path)
                 taken = b"".join(stream)
@@ -596,6 +628,18 @@ class DockerRuntime:
             partial.replace(cached)
         return lent
 
+    def _require_shell(self, container_id: str, spec: SidecarSpec) -> None:
+        """The lent reaper starts in any image: say plainly when the image has no shell for it
+        to run, as the engine does for an image without one as its first process."""
+        shell = spec.argv[1]
+        answer = self.api.head(self.api._url("/containers/{0}/archive", container_id),
+                                params={"path": shell})
+        if answer.status_code == 404:
+            raise SidecarFailed(
+                f"The debug sidecar did not start: the debug image {spec.image} has no {shell}.",
+                "Check that the debug image has /bin/sh (see --image), and the engine's log.",
+            )
+
     def _start_failed(self, exc: docker.errors.APIError, info: TargetInfo) -> DistrodebugError:
         text = _explain(exc)
         if "is restarting" in text or "is not running" in text or "is paused" in text:
@@ -611,57 +655,89 @@ class DockerRuntime:
     def _prepare_copy(self, spec: SidecarSpec, info: TargetInfo, sidecar: DockerSidecar) -> str:
         """Snapshot the stopped target (or use the image) and fill a tools volume."""
         labels = {**spec.labels, **spec.annotations}
+        # Every object is named and tracked before it is asked for, so an interrupt at any
+        # moment (while the engine's answer is read too) leaves nothing untracked.
         volume = f"{sidecar.name}-tools"
-        self.api.create_volume(name=volume, labels=labels)
         sidecar.extras.append(("volume", volume))
+        with _signals_held():
+            self.api.create_volume(name=volume, labels=labels)
         # An empty named volume mounted over an image directory is filled from it at start.
-        filler = self.api.create_container(
-            spec.image, entrypoint=["/bin/true"], command=[], labels=labels,
-            host_config=self.api.create_host_config(binds={volume: {"bind": "/bin", "mode": "rw"}},
-                                                    network_mode="none"),
-        )
-        try:
-            self.api.start(filler["Id"])
-            self.api.wait(filler["Id"], timeout=60)
-        finally:
-            self.api.remove_container(filler["Id"], force=True)
+        filler = f"{sidecar.name}-filler"
+        sidecar.extras.append(("container", filler))
+        with _signals_held():
+            self.api.create_container(
+                spec.image, name=filler, entrypoint=["/bin/true"], command=[], labels=labels,
+                host_config=self.api.create_host_config(
+                    binds={volume: {"bind": "/bin", "mode": "rw"}}, network_mode="none"),
+            )
+        self.api.start(filler)
+        self.api.wait(filler, timeout=60)
+        self.remove_objects([("container", filler)])
         if spec.mode == "image":
             return info.image_id
         repo = f"distrodebug-snapshot-{spec.labels[ours.SESSION]}"
-        image = self.api.commit(info.id, repository=repo, tag="latest", conf={"Labels": labels},
-                                pause=False)
+        sidecar.extras.append(("image", f"{repo}:latest"))
+        # The engine finishes a commit whose client went away, after we looked for the image:
+        # an interrupt waits for the answer (seconds at most), then removes what it made.
+        with _signals_held():
+            image = self.api.commit(info.id, repository=repo, tag="latest",
+                                    conf={"Labels": labels}, pause=False)
         sidecar.extras.append(("image", image["Id"]))
         return str(image["Id"])
 
     def stop_container(self, ident: str) -> None:
         """Stop a container with STOP_GRACE seconds to end on its own; a gone one is fine."""
-        with contextlib.suppress(docker.errors.NotFound):
-            try:
-                self.api.stop(ident, timeout=STOP_GRACE)
-            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-                raise EngineGone(
-                    f"Could not stop the container {ident[:19]}: {_explain(exc)}.",
-                    "Run 'distrodebug cleanup' once the engine answers again.",
-                ) from None
+        try:
+            self.api.stop(ident, timeout=STOP_GRACE)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "no such" not in _explain(exc).lower():  # a removal already under way says this
+                raise EngineGone(f"Could not stop the container {ident[:19]}: {_explain(exc)}.",
+                                 "Run 'distrodebug cleanup' to remove it.") from None
+        except requests.exceptions.RequestException:
+            raise EngineGone(
+                f"The Docker engine at {self.endpoint} stopped answering, so the container "
+                f"{ident[:19]} this command made could not be removed.",
+                "When the engine answers again, run 'distrodebug cleanup' to remove it.",
+            ) from None
 
     def remove_objects(self, objects: list[tuple[str, str]]) -> None:
         """Remove containers, images and volumes; missing ones are fine."""
         for kind, ident in objects:
-            if not ident:
-                continue
-            with contextlib.suppress(docker.errors.NotFound):
-                try:
-                    if kind == "container":
-                        self.api.remove_container(ident, force=True, v=True)
-                    elif kind == "image":
-                        self.api.remove_image(ident, force=True, noprune=False)
-                    elif kind == "volume":
-                        self.api.remove_volume(ident, force=True)
-                except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-                    raise EngineGone(
-                        f"Could not remove the {kind} {ident[:19]}: {_explain(exc)}.",
-                        "Run 'distrodebug cleanup' once the engine answers again.",
-                    ) from None
+            if ident:
+                self._remove_one(kind, ident)
+
+    def _remove_one(self, kind: str, ident: str) -> None:
+        # An interrupted request may still be removing the object, or a container that uses it:
+        # the engine then says "in progress" or "in use" for a moment. Wait that out, briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if kind == "container":
+                    self.api.remove_container(ident, force=True, v=True)
+                elif kind == "image":
+                    self.api.remove_image(ident, force=True, noprune=False)
+                elif kind == "volume":
+                    self.api.remove_volume(ident, force=True)
+                return
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                text = _explain(exc)
+                if "no such" in text.lower():
+                    return
+                if time.monotonic() < deadline and ("in progress" in text or "in use" in text):
+                    time.sleep(0.2)
+                    continue
+                raise EngineGone(f"Could not remove the {kind} {ident[:19]}: {text}.",
+                                 "Run 'distrodebug cleanup' to try again.") from None
+            except requests.exceptions.RequestException:
+                raise EngineGone(
+                    f"The Docker engine at {self.endpoint} stopped answering, so the {kind} "
+                    f"{ident[:19]} this command made could not be removed.",
+                    "When the engine answers again, run 'distrodebug cleanup' to remove it.",
+                ) from None
 
     # -- our leftovers -------------------------------------------------------------------------
     def list_ours(self) -> list[OwnedObject]:
