@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import os
-import resource
 import stat
 import subprocess
 import sys
@@ -32,12 +31,21 @@ HOSTILE = f"etc/{ESC}[1A{ESC}[2Kinnocent"
 
 
 def cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str, int]:
-    """Run distrodebug; (exit code, stdout, stderr, peak memory of the child in MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-m", "distrodebug", *args], capture_output=True,
-                          text=True, errors="surrogateescape", timeout=300, cwd=cwd)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return proc.returncode, proc.stdout, proc.stderr, max(peak, before) // 1024
+    """Run distrodebug; (exit code, stdout, stderr, peak memory of the child in MiB).
+
+    Through a fresh intermediate process: RUSAGE_CHILDREN's peak covers every child a process
+    ever waited for, so in pytest's own process it would be the largest of the whole run's
+    (a headless browser, say), not this command's.
+    """
+    measure = ("import resource, subprocess, sys\n"
+               "code = subprocess.call(sys.argv[1:])\n"
+               "sys.stderr.write('\\nDDPEAK %d' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+               "sys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "distrodebug", *args],
+                          capture_output=True, text=True, errors="surrogateescape", timeout=300,
+                          cwd=cwd)
+    err, _, peak = proc.stderr.rpartition("\nDDPEAK ")
+    return proc.returncode, proc.stdout, err, int(peak) // 1024
 
 
 def bundle(tmp_path: Path, name: str = "b.tar", specs: Any = SAMPLE, **meta: Any) -> Path:
