@@ -1,0 +1,169 @@
+"""The bundle commands: dump (write one), verify, extract and report (read one).
+
+Parsing and rendering only; the work is in distrodebug.bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Annotated
+
+import typer
+
+from distrodebug.cli import console
+from distrodebug.cli.options import (
+    ContainerOpt,
+    ContextOpt,
+    ImageOpt,
+    ImageTargetOpt,
+    NamespaceOpt,
+    OutputOpt,
+    debug_options,
+    resolve,
+    size,
+    wants_json,
+)
+from distrodebug.errors import DistrodebugError, ExitCode, UsageError
+from distrodebug.settings import load_settings
+
+
+class _UI:
+    def notice(self, text: str) -> None:
+        console.notice(text)
+
+
+def dump(
+    target: Annotated[str | None, typer.Argument(help="Container name or ID, pod/NAME.")] = None,
+    file: Annotated[
+        str, typer.Option("--file", "-f", help="Bundle file to write: .tar.zst, .tar.gz or .tar.")
+    ] = "",
+    image_target: ImageTargetOpt = None,
+    compression: Annotated[
+        str | None, typer.Option("--compression", help="zst, gz or none (default: by extension).")
+    ] = None,
+    path: Annotated[list[str] | None, typer.Option("--path", help="Only this path (repeatable).")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Skip this glob (repeatable).")
+    ] = None,
+    no_volumes: Annotated[
+        bool, typer.Option("--no-volumes", help="Leave volumes and bind mounts out.")
+    ] = False,
+    changed_only: Annotated[
+        bool, typer.Option("--changed-only", help="Only what differs from the image.")
+    ] = False,
+    max_file_size: Annotated[
+        str, typer.Option("--max-file-size", help="Skip regular files larger than this.")
+    ] = "1G",
+    include_secrets: Annotated[
+        bool, typer.Option("--include-secrets", help="Do not redact secret-looking values.")
+    ] = False,
+    image: ImageOpt = None,
+    output: OutputOpt = "text",
+    container: ContainerOpt = None,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Write one verifiable bundle of the target's filesystem, processes, sockets and metadata."""
+    json_out = wants_json(output)
+    from pathlib import Path
+
+    from distrodebug.bundle import collect
+    from distrodebug.bundle.options import DumpOptions
+    from distrodebug.cli import render
+    from distrodebug.runtimes import open_runtime
+
+    if not file:
+        raise UsageError("No bundle file was given.", "Add -f incident.tar.zst.")
+    if compression not in (None, "zst", "gz", "none"):
+        raise UsageError(f"Unknown compression '{compression}'.", "Use zst, gz or none.")
+    for item in path or ():
+        if not item.isprintable() or any("\udc80" <= c <= "\udcff" for c in item):
+            raise UsageError(f"--path {item!r} is not a printable UTF-8 name, which the engine's "
+                             "API cannot carry.", "Give its parent directory instead.")
+    resolved = resolve(target, image_target, container, namespace)
+    debug_options(resolved, context=context)
+    options = DumpOptions(
+        compression=compression,  # type: ignore[arg-type]
+        paths=tuple(path or ()), excludes=tuple(exclude or ()), no_volumes=no_volumes,
+        changed_only=changed_only, max_file_size=size(max_file_size, "--max-file-size"),
+        include_secrets=include_secrets,
+    )
+    with console.progress("dumping") as update:
+        result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
+                              load_settings(image), _UI(), update)
+    if json_out:
+        console.emit_json("dump", result.to_json())
+    else:
+        render.dump(result)
+
+
+def verify(
+    bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    output: OutputOpt = "text",
+) -> None:
+    """Recompute every hash in a bundle; exit 1 on any missing, extra or altered entry."""
+    json_out = wants_json(output)
+    from distrodebug.bundle.format import verify_bundle
+    from distrodebug.cli import render
+
+    result = verify_bundle(bundle)
+    if json_out:
+        console.emit_json("verify", result.to_json())
+    else:
+        render.verify(result)
+    raise typer.Exit(0 if result.ok else ExitCode.CHECK_FAILED)
+
+
+def extract(
+    bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    dest: Annotated[str, typer.Argument(help="An empty or new directory.")],
+    force: Annotated[bool, typer.Option("--force", help="Allow a non-empty directory.")] = False,
+    output: OutputOpt = "text",
+) -> None:
+    """Extract a bundle's filesystem safely: nothing lands outside DEST, no devices, no setuid."""
+    json_out = wants_json(output)
+    from distrodebug.bundle.extract import extract_bundle
+    from distrodebug.cli import render
+
+    result = extract_bundle(bundle, dest, force)
+    if json_out:
+        console.emit_json("extract", result.to_json())
+    else:
+        render.extract(result)
+    if not result.ok:  # refused, altered or unchecked members: the extraction is not whole
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def report(
+    bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    html: Annotated[str | None, typer.Option("--html", help="Write a self-contained HTML page.")] = None,
+    output: OutputOpt = "text",
+) -> None:
+    """Summarise a bundle: changed and largest files, processes, sockets."""
+    json_out = wants_json(output)
+    from distrodebug.bundle.report import render_html, summarize_bundle
+    from distrodebug.cli import render
+
+    summary = summarize_bundle(bundle)
+    if html:
+        _write_private(html, render_html(summary))
+        console.notice(f"wrote {html}")
+    if json_out:
+        console.emit_json("report", summary.to_json())
+    else:
+        render.report(summary)
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` mode 0600, like the bundle it summarises (it shows the same
+    names, command lines and metadata)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+            handle.write(text)
+    except OSError as exc:
+        raise DistrodebugError(f"Cannot write {path}: {exc.strerror}.",
+                               "Choose another file for --html.") from None
