@@ -24,7 +24,7 @@ import requests.exceptions
 
 from distrodebug import labels as ours
 from distrodebug import privileges as profiles
-from distrodebug import settings
+from distrodebug import settings, tracking
 from distrodebug.errors import (
     AmbiguousTarget,
     DistrodebugError,
@@ -159,7 +159,11 @@ class _EngineReader(io.RawIOBase):
     """A streamed response body as a file; transport errors become EngineGone."""
 
     def __init__(self, raw: Any, endpoint: str) -> None:
-        self._raw = raw
+        # urllib3's readinto reads into a new bytes object and copies it (and joins HTTP chunks
+        # first): about 250 MB/s here. The http.client response beneath it decodes the chunked
+        # body straight into our buffer, several times faster; use it where it is there.
+        fp = getattr(raw, "_fp", None)
+        self._raw = fp if fp is not None and hasattr(fp, "readinto") else raw
         self._endpoint = endpoint
 
     def readable(self) -> bool:
@@ -187,6 +191,7 @@ class DockerSidecar:
         self.name = name
         self.stream: DockerStream | None = None
         self.notes: list[str] = []
+        tracking.track(self)
         #: Extra objects to remove with the sidecar: ("image", id) or ("volume", name).
         self.extras: list[tuple[str, str]] = []
         #: wait() saw it exit: nothing of it runs any more, so removing it cannot orphan anything.
