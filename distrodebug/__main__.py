@@ -1,5 +1,5 @@
 """`python -m distrodebug` runs the CLI."""
 
-from distrodebug.cli import main
+from distrodebug.entry import main
 
 main()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from distrodebug import labels, privileges, sidecar, terminal
+from distrodebug import labels, privileges, sidecar, terminal, tracking
 from distrodebug.errors import (
     Interrupted,
     SidecarFailed,
@@ -155,9 +155,11 @@ def plan(
 def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
     """Start the sidecar; always remove it, whatever ends the block (signals included)."""
     started: Sidecar | None = None
+    made: list[Sidecar] = []
     try:
         with terminal.hangup_signals():
-            started = runtime.start_sidecar(chosen.spec, chosen.info)
+            with tracking.collecting() as made:
+                started = runtime.start_sidecar(chosen.spec, chosen.info)
             yield started
     except KeyboardInterrupt:
         raise Interrupted("Interrupted; the sidecar was removed.") from None
@@ -165,9 +167,12 @@ def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
         raise Interrupted(f"Received {exc}; the sidecar was removed.",
                           exit_code=128 + exc.signum) from None
     finally:
-        if started is not None:
-            with _signals_blocked():
-                started.remove()
+        # What the runtime tracked as it made it, even if the interrupt came before `started`
+        # was assigned; a runtime that tracks nothing still has `started` removed.
+        doomed = [*made, *([started] if started is not None and started not in made else [])]
+        with _signals_blocked():
+            for sidecar in doomed:
+                sidecar.remove()
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from distrodebug import tracking
 from distrodebug.errors import DistrodebugError, SidecarFailed, TargetNotDebuggable
 from distrodebug.model import SidecarSpec
 from distrodebug.runtimes.kubernetes import errors as kubeerrors
@@ -41,6 +42,7 @@ class KubeSidecar:
         self.created_pod = created_pod
         self.keep = keep
         self.notes: list[str] = []
+        tracking.track(self)
 
     def attach(self, stream: WebSocketStream) -> None:
         """The stream to the debugger's process, once connected."""
