@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from distrodebug.bundle import partials
 from distrodebug.bundle.format import FORMAT, FS, MANIFEST, META, compression_for, tool_version
 from distrodebug.bundle.options import (
     Compression,
@@ -145,6 +146,7 @@ def write_bundle(
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise BundleError(f"Cannot create {tmp}: {exc.strerror}.") from None
+        record = partials.register(tmp)
         try:
             with os.fdopen(fd, "wb", buffering=_OUT_BUFFER) as raw:
                 writer = _Writer(raw, compression, options, info, progress)
@@ -154,9 +156,11 @@ def write_bundle(
                 size = os.fstat(raw.fileno()).st_size
             os.replace(tmp, out)
             _fsync_dir(out.parent)
+            partials.unregister(record)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            partials.unregister(record)
             if isinstance(exc, KeyboardInterrupt | DistrodebugError) or not isinstance(exc, Exception):
                 raise
             raise _as_bundle_error(exc, out) from exc

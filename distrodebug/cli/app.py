@@ -290,8 +290,10 @@ def cleanup(
     namespace: NamespaceOpt = None,
     context: ContextOpt = None,
 ) -> None:
-    """Remove what crashed sessions left: containers, snapshots, volumes; expired pod copies."""
+    """Remove what crashed sessions left: containers, snapshots, volumes; expired pod copies;
+    partial bundles of killed dumps."""
     from distrodebug import cleanup as core
+    from distrodebug.bundle import partials
 
     inventory = _inventory(kubernetes, namespace, context)
     doomed = core.removable(core.classify(inventory.list_ours()), all_)
@@ -299,7 +301,13 @@ def cleanup(
         console.notice(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name}")
     if not dry_run:
         inventory.remove_objects([(item.kind, item.id) for item in doomed])
-    if not doomed:
+    bundles = [p for p in partials.found() if not p.alive]
+    for partial in bundles:
+        console.notice(f"{'would remove' if dry_run else 'removing'} partial bundle "
+                       f"{console.printable(str(partial.path))}")
+        if not dry_run:
+            partials.remove(partial)
+    if not doomed and not bundles:
         console.notice("Nothing to clean up.")
 
 

@@ -174,3 +174,26 @@ def test_sigterm_at_any_moment_of_a_session_leaves_nothing(
         assert b"Traceback" not in err, err
         assert not sidecars_of(engine, target), f"left behind at {0.25 + step * 0.06:.2f} s"
     assert 143 in outcomes, "no run got far enough to create anything"
+
+
+def test_cleanup_removes_the_partial_bundle_of_a_killed_dump(
+        engine: Any, toolbox: str, make_container: Any, static_image: str, tmp_path: Path) -> None:
+    """Issue 11, item 6: `cleanup` never found the hidden partial file a killed dump left."""
+    target = make_container(static_image)
+    env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, "XDG_STATE_HOME": str(tmp_path / "state")}
+    out = tmp_path / "incident.tar"
+    dump = subprocess.Popen([sys.executable, "-m", "distrodebug", "dump", target.name, "-f",
+                             str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".incident.tar.partial-*")):
+        assert time.monotonic() < deadline and dump.poll() is None, "the dump never started writing"
+        time.sleep(0.05)
+    dump.send_signal(signal.SIGKILL)  # nothing of ours runs after this
+    dump.wait()
+    assert list(tmp_path.glob(".incident.tar.partial-*"))
+    ran = subprocess.run([sys.executable, "-m", "distrodebug", "cleanup"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "partial bundle" in ran.stderr
+    assert not list(tmp_path.glob(".incident.tar.partial-*")) and not out.exists()
