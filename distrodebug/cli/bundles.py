@@ -89,9 +89,17 @@ def dump(
         changed_only=changed_only, max_file_size=size(max_file_size, "--max-file-size"),
         include_secrets=include_secrets,
     )
-    with console.progress("dumping") as update:
-        result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
-                              load_settings(image), _UI(), update)
+    existed = file != "-" and os.path.lexists(file)
+    try:
+        with console.progress("dumping") as update:
+            result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
+                                  load_settings(image), _UI(), update)
+    except DistrodebugError as exc:
+        # The bundle is renamed into place only when complete: say what is (not) on disk.
+        if file != "-" and not isinstance(exc, UsageError) and "bundle" not in exc.hint:
+            kept = f" ({file} is as it was)" if existed else ""
+            exc.hint = f"No bundle was written{kept}. {exc.hint}".strip()
+        raise
     if json_out:
         console.emit_json("dump", result.to_json())
     else:
