@@ -197,3 +197,94 @@ def test_cleanup_removes_the_partial_bundle_of_a_killed_dump(
     assert ran.returncode == 0, ran.stderr
     assert "partial bundle" in ran.stderr
     assert not list(tmp_path.glob(".incident.tar.partial-*")) and not out.exists()
+
+
+class _Relay:
+    """A unix-socket relay to the real engine's socket that the test cuts, so only connections
+    through it die, never the engine the rest of the suite uses. It slows bulk data down (a
+    millisecond per 64 KiB) so a cut lands mid-stream, whatever the machine's speed."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+        import threading
+
+        self.path = path
+        self._server = socket.socket(socket.AF_UNIX)
+        self._server.bind(str(path))
+        self._server.listen(64)
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                near, _ = self._server.accept()
+            except OSError:
+                return
+            far = socket.socket(socket.AF_UNIX)
+            far.connect("/var/run/docker.sock")
+            self._open += [near, far]
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: Any, b: Any) -> None:
+        import socket
+
+        try:
+            while data := a.recv(1 << 16):
+                b.sendall(data)
+                time.sleep(0.001)
+            b.shutdown(socket.SHUT_WR)  # pass a half-close on (attach: stdin ended)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        import socket
+
+        self._server.close()
+        self.path.unlink()
+        for sock in self._open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+
+
+def test_engine_lost_mid_dump_says_so_and_that_no_bundle_was_written(
+        engine: Any, toolbox: str, make_container: Any, tmp_path: Path) -> None:
+    """Issue 11, item 13: engine loss showed only a removal error, not the cause or the bundle."""
+    target = make_container(toolbox, command=["sh", "-c",
+                                              "head -c 200000000 /dev/urandom > /big; sleep 600"])
+    deadline = time.monotonic() + 60
+    while target.exec_run(["sh", "-c", "test $(stat -c %s /big) -ge 200000000"]).exit_code:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    relay = _Relay(tmp_path / "engine.sock")
+    out = tmp_path / "incident.tar"
+    env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, "DOCKER_HOST": f"unix://{relay.path}",
+           "XDG_STATE_HOME": str(tmp_path / "state")}
+    dump = subprocess.Popen([sys.executable, "-m", "distrodebug", "dump", target.name, "-f", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".incident.tar.partial-*")):
+        assert dump.poll() is None, "the dump ended before it wrote anything"
+        assert time.monotonic() < deadline, "the dump never started writing"
+        time.sleep(0.02)
+    time.sleep(0.5)
+    relay.cut()
+    _, err = dump.communicate(timeout=120)
+    assert dump.returncode == 125, err
+    assert "Traceback" not in err and "stopped answering" in err, err
+    assert "No bundle was written" in err, err
+    assert not out.exists() and not list(tmp_path.glob(".incident.tar.partial-*"))
+    # The lost connection left the sidecar, as the message says: cleanup, via the real socket.
+    done = subprocess.run([sys.executable, "-m", "distrodebug", "cleanup"], capture_output=True,
+                          text=True, env={**env, "DOCKER_HOST": "unix:///var/run/docker.sock"},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
