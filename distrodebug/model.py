@@ -97,6 +97,8 @@ class SidecarSpec:
     cap_drop: tuple[str, ...] = ()
     no_new_privileges: bool = False
     pids_limit: int | None = None
+    #: Bytes of memory the sidecar may use (cp and dump jobs: tar and a shell need little).
+    memory_limit: int | None = None
     #: What the user asked of this session (profile, copy, reuse, keep...), for the runtime.
     options: DebugOptions = field(default_factory=lambda: DebugOptions())
 
@@ -121,6 +123,8 @@ class Privileges:
     cap_drop: tuple[str, ...] = ()
     no_new_privileges: bool = False
     pids_limit: int | None = None
+    #: Bytes of memory the sidecar may use (cp and dump jobs: tar and a shell need little).
+    memory_limit: int | None = None
 
     def describe(self) -> str:
         """A few words for the banner: 'root +SYS_PTRACE', 'uid 65532', 'privileged'."""

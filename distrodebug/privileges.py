@@ -91,6 +91,8 @@ def choose_copy(*, user: str | None = None, cap_add: tuple[str, ...] = ()) -> Pr
 Job = Literal["session", "read", "write"]
 #: Our jobs' process limit: a tar, a find, a few shells.
 JOB_PIDS_LIMIT = 256
+#: A cp or dump sidecar runs busybox tar and sh; a runaway one must not take the host\'s memory.
+JOB_MEMORY_LIMIT = 256 << 20
 
 
 def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
@@ -100,7 +102,7 @@ def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
     (reading /proc/<pid>/root of a process with other capabilities than ours) and, to read,
     DAC_READ_SEARCH (every file, whatever its mode). Writes to a root target add DAC_OVERRIDE,
     FOWNER and CHOWN (root in the target has them); writes to another user's target only
-    SETUID and SETGID, to become that user. Always no-new-privileges and a pids limit.
+    SETUID and SETGID, to become that user. Always no-new-privileges, a pids and a memory limit.
     Kubernetes profiles, --privileged and an explicit --user are left as they are.
     """
     if job == "session" or priv.profile or priv.privileged or priv.user not in ("0", "root"):
@@ -113,6 +115,6 @@ def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
         keep = ("SETUID", "SETGID")
     return dataclasses.replace(
         priv, cap_add=keep, cap_drop=("ALL",),
-        no_new_privileges=True, pids_limit=JOB_PIDS_LIMIT,
+        no_new_privileges=True, pids_limit=JOB_PIDS_LIMIT, memory_limit=JOB_MEMORY_LIMIT,
         reason=f"{priv.reason}; a {job}-only job keeps only {', '.join(keep)}",
     )

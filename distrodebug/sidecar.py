@@ -200,5 +200,6 @@ def build_spec(
         cap_drop=privileges.cap_drop,
         no_new_privileges=privileges.no_new_privileges,
         pids_limit=privileges.pids_limit,
+        memory_limit=privileges.memory_limit,
         options=options or DebugOptions(),
     )

@@ -35,6 +35,7 @@ def test_jobs_drop_every_capability_they_do_not_need(user: str, job: profiles.Jo
     chosen = profiles.for_job(profiles.choose_docker(target), target, job)
     assert chosen.cap_drop == ("ALL",) and set(chosen.cap_add) == keep
     assert chosen.no_new_privileges and chosen.pids_limit == profiles.JOB_PIDS_LIMIT
+    assert chosen.memory_limit == profiles.JOB_MEMORY_LIMIT == 256 << 20
     spec = sidecar.build_spec(info=target, mode="join", image="tools:1", privileges=chosen,
                               command=("true",), tty=False, stdin=False,
                               labels=labels.session_labels(session_id="abcd1234", target="web"),
@@ -42,6 +43,7 @@ def test_jobs_drop_every_capability_they_do_not_need(user: str, job: profiles.Jo
     host = container_kwargs(spec, "distrodebug-abcd1234")["host_config"]
     assert host["cap_drop"] == ["ALL"] and set(host["cap_add"]) == keep
     assert host["security_opt"] == ["no-new-privileges"] and host["pids_limit"] == 256
+    assert host["mem_limit"] == 256 << 20
 
 
 def test_sessions_and_explicit_choices_are_left_alone() -> None:

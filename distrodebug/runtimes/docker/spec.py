@@ -24,6 +24,8 @@ def container_kwargs(spec: SidecarSpec, name: str, base_image: str | None = None
         host["security_opt"] = ["no-new-privileges"]
     if spec.pids_limit:
         host["pids_limit"] = spec.pids_limit
+    if spec.memory_limit:
+        host["mem_limit"] = spec.memory_limit
     if spec.mode == "join":
         joined = f"container:{spec.target_id}"
         host.update(pid_mode=joined, network_mode=joined)
