@@ -58,11 +58,37 @@ class SidecarOutput(io.RawIOBase):
             self._on_stderr(data)
 
 
-def _feed(stream: Stream, source: BinaryIO) -> threading.Thread:
-    """Copy ``source`` into the sidecar's stdin from a thread, then close stdin."""
+class StdinGate:
+    """Holds a command's input back until the command says it will read it, or refuses.
+
+    Sent to a command that has already refused (a copy into a read-only directory), the input
+    fills every buffer on the way (on Kubernetes the API server's stream to the kubelet too),
+    and then neither the command's status nor the end of its output can reach us any more.
+    """
+
+    def __init__(self) -> None:
+        self._decided = threading.Event()
+        self.go = False
+
+    def open(self) -> None:
+        self.go = True
+        self._decided.set()
+
+    def refuse(self) -> None:
+        self._decided.set()
+
+    def wait(self) -> bool:
+        self._decided.wait()
+        return self.go
+
+
+def _feed(stream: Stream, source: BinaryIO, gate: StdinGate | None) -> threading.Thread:
+    """Copy ``source`` into the sidecar's stdin from a thread (once ``gate`` opens), then close stdin."""
 
     def run() -> None:
         try:
+            if gate is not None and not gate.wait():
+                return
             while chunk := source.read(1 << 16):
                 stream.send(chunk)
         except OSError:
@@ -83,6 +109,7 @@ def capture(
     consume: Callable[[BinaryIO, Plan], T],
     on_stderr: Callable[[bytes], None] | None = None,
     stdin_from: BinaryIO | None = None,
+    stdin_gate: StdinGate | None = None,
 ) -> tuple[T, int, bytes, Plan]:
     """Run a command in the sidecar and hand its stdout, as a file, to ``consume``.
 
@@ -94,13 +121,15 @@ def capture(
         chosen,
     ):
         assert started.stream is not None
-        feeder = _feed(started.stream, stdin_from) if stdin_from is not None else None
+        feeder = _feed(started.stream, stdin_from, stdin_gate) if stdin_from is not None else None
         output = SidecarOutput(started.stream, on_stderr)
         # Small: a large read (the dump's) then goes straight through to the socket.
         reader = io.BufferedReader(output, buffer_size=64 << 10)
         value = consume(reader, chosen)
         while reader.read(1 << 20):  # drain, so the command can finish writing
             pass
+        if stdin_gate is not None:
+            stdin_gate.refuse()  # the output ended: whatever was still held back stays here
         code = started.wait()
         if feeder is not None and feeder.is_alive():
             # The command ended without reading all its input (a refused copy): nobody reads

@@ -95,6 +95,7 @@ parent=${final%/*}; [ -n "$parent" ] || parent=/
 tmp=$(mktemp -d "$ROOT${parent%/}/.distrodebug-cp.XXXXXX" 2>&1) || {
   case "$tmp" in *Read-only*) fail readonly "$parent" ;; *) fail denied "$parent" ;; esac; }
 trap 'rm -rf "$tmp"' EXIT
+echo DDREADY >&2  # checks passed: now send the tar (capture.StdinGate)
 tar -x -o -f - -C "$tmp" || exit 1
 # Merge $1 into the existing directory $2: files replace files, directories are merged into,
 # a symlink in the target is replaced rather than followed.
@@ -194,16 +195,22 @@ def parse_endpoint(text: str, container: str | None = None, namespace: str | Non
 
 
 class _Errors:
-    """Collects DDERR lines from the script's stderr."""
+    """Collects DDERR lines from the script's stderr; DDREADY or DDERR decides the input gate."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.other = b""
+        self.gate = capture.StdinGate()
 
     def __call__(self, data: bytes) -> None:
         for line in data.decode("utf-8", "surrogateescape").splitlines():
-            (self.lines if line.startswith("DDERR") else []).append(line)
-        self.other += data
+            if line == "DDREADY":
+                self.gate.open()
+                continue
+            if line.startswith("DDERR"):
+                self.lines.append(line)
+                self.gate.refuse()
+        self.other += data.replace(b"DDREADY\n", b"")
 
 
 #: The script's DDERR kinds: (error class, message, hint); {path}, {where}, {target} filled in.
@@ -370,7 +377,7 @@ def copy_to(source: str | os.PathLike[str], dest: Endpoint, runtime: Runtime, se
     feed = _tar_of(local, top)
     try:
         _, code, _, _ = capture.capture(request, runtime, settings, ui, _drain, errors,
-                                        stdin_from=feed)
+                                        stdin_from=feed, stdin_gate=errors.gate)
     finally:
         feed.close()
     _raise_for(errors, code, dest.target, dest.path)
