@@ -209,6 +209,9 @@ class _Relay:
         import threading
 
         self.path = path
+        # The engine this run tests: Docker's socket, or the Podman lane's (DOCKER_HOST).
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        self.engine = host.removeprefix("unix://")
         self._server = socket.socket(socket.AF_UNIX)
         self._server.bind(str(path))
         self._server.listen(64)
@@ -225,7 +228,7 @@ class _Relay:
             except OSError:
                 return
             far = socket.socket(socket.AF_UNIX)
-            far.connect("/var/run/docker.sock")
+            far.connect(self.engine)
             self._open += [near, far]
             for a, b in ((near, far), (far, near)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -285,6 +288,6 @@ def test_engine_lost_mid_dump_says_so_and_that_no_bundle_was_written(
     assert not out.exists() and not list(tmp_path.glob(".incident.tar.partial-*"))
     # The lost connection left the sidecar, as the message says: cleanup, via the real socket.
     done = subprocess.run([sys.executable, "-m", "distrodebug", "cleanup"], capture_output=True,
-                          text=True, env={**env, "DOCKER_HOST": "unix:///var/run/docker.sock"},
+                          text=True, env={**env, "DOCKER_HOST": f"unix://{relay.engine}"},
                           timeout=120)
     assert done.returncode == 0, done.stderr

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import re
 import signal
 import tarfile
 import threading
@@ -722,6 +723,10 @@ class DockerRuntime:
                 if kind == "container":
                     self.api.remove_container(ident, force=True, v=True)
                 elif kind == "image":
+                    # Podman's commit answers a bare 64-hex ID, which its own DELETE then refuses
+                    # as a name ("cannot specify 64-byte hexadecimal strings"): say it is an ID.
+                    if re.fullmatch(r"[0-9a-f]{64}", ident):
+                        ident = f"sha256:{ident}"
                     self.api.remove_image(ident, force=True, noprune=False)
                 elif kind == "volume":
                     self.api.remove_volume(ident, force=True)

@@ -61,18 +61,25 @@ class WebSocketStream:
         with contextlib.suppress(Exception):
             self._ws.send_binary(bytes([RESIZE_CH]) + payload)
 
-    def recv(self) -> list[tuple[int, bytes]]:
+    def _frame(self) -> tuple[int, bytes] | None:
+        """The next message as (channel, payload); None at the end, channel -1 for no data."""
         import websocket
 
         try:
             opcode, data = self._ws.recv_data(control_frame=True)
         except (websocket.WebSocketConnectionClosedException, OSError):
-            return []
+            return None
         if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return []
+            return None
         if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or not data:
-            return [(STDOUT, b"")]
-        channel, payload = data[0], bytes(data[1:])
+            return -1, b""
+        return data[0], bytes(data[1:])
+
+    def recv(self) -> list[tuple[int, bytes]]:
+        frame = self._frame()
+        if frame is None:
+            return []
+        channel, payload = frame
         if channel == STATUS_CH and payload:
             with contextlib.suppress(ValueError):
                 self.status = json.loads(payload)
@@ -123,17 +130,12 @@ class PortStream(WebSocketStream):
         self._ws.send_binary(b"\x00" + data)
 
     def recv(self) -> list[tuple[int, bytes]]:
-        import websocket
-
-        try:
-            opcode, data = self._ws.recv_data(control_frame=True)
-        except (websocket.WebSocketConnectionClosedException, OSError):
+        frame = self._frame()
+        if frame is None:
             return []
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return []
-        if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or not data:
+        channel, payload = frame
+        if channel < 0:
             return [(STDOUT, b"")]
-        channel, payload = data[0], bytes(data[1:])
         if channel not in self._started:
             self._started.add(channel)
             payload = payload[2:]
