@@ -142,11 +142,14 @@ def write_bundle(
     else:
         out = Path(os.path.realpath(out)) if out.is_symlink() else out
         tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+        # Recorded before it exists: a kill between the two must never leave a partial bundle
+        # that cleanup cannot find (a record without its file costs nothing).
+        record = partials.register(tmp)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
+            partials.unregister(record)
             raise BundleError(f"Cannot create {tmp}: {exc.strerror}.") from None
-        record = partials.register(tmp)
         try:
             with os.fdopen(fd, "wb", buffering=_OUT_BUFFER) as raw:
                 writer = _Writer(raw, compression, options, info, progress)

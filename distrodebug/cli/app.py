@@ -61,15 +61,6 @@ app.command(name="image")(image_command)
 for _command in (bundles.dump, bundles.verify, bundles.extract, bundles.report):
     app.command()(_command)
 
-class _UI:
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-
-    def notice(self, text: str) -> None:
-        if not self.quiet:
-            console.notice(text)
-
-
 def _session(target: Target, command: tuple[str, ...] | None, image: str | None,
              options: DebugOptions, stdin: bool | None, context: str | None) -> int:
     from distrodebug import session
@@ -77,7 +68,7 @@ def _session(target: Target, command: tuple[str, ...] | None, image: str | None,
 
     request = session.SessionRequest(target=target, command=command, options=options, stdin=stdin)
     settings = load_settings(image, options.timeout)
-    ui = _UI(options.quiet)
+    ui = console.UI(options.quiet)
     result = session.run(request, open_runtime(target, context), settings, ui)
     for note in result.notes:
         # How to attach is the answer to --attach=false, not a message that --quiet silences.
@@ -172,7 +163,7 @@ def demo(
     """Start a distroless demo app, look inside it through the sidecar, and clean up."""
     from distrodebug import demo as demo_core
 
-    code = demo_core.run(load_settings(image), _UI(), interactive=interactive, keep=keep)
+    code = demo_core.run(load_settings(image), console.UI(), interactive=interactive, keep=keep)
     raise typer.Exit(code)
 
 
@@ -206,10 +197,10 @@ def cp(
     runtime = open_runtime(remote, context)
     settings = load_settings(image)
     if src.target is not None:
-        count = copy.copy_from(src, Path(dst.path), runtime, settings, _UI())
+        count = copy.copy_from(src, Path(dst.path), runtime, settings, console.UI())
         console.notice(f"copied {count} entries from {source} to {dst.path}")
     else:
-        copy.copy_to(src.path, dst, runtime, settings, _UI(), uid=user)
+        copy.copy_to(src.path, dst, runtime, settings, console.UI(), uid=user)
         console.notice(f"copied {src.path} to {destination}")
 
 

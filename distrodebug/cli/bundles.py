@@ -28,11 +28,6 @@ from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 from distrodebug.settings import load_settings
 
 
-class _UI:
-    def notice(self, text: str) -> None:
-        console.notice(text)
-
-
 def dump(
     target: Annotated[str | None, typer.Argument(help="Container name or ID, pod/NAME.")] = None,
     file: Annotated[
@@ -93,7 +88,7 @@ def dump(
     try:
         with console.progress("dumping") as update:
             result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
-                                  load_settings(image), _UI(), update)
+                                  load_settings(image), console.UI(), update)
     except DistrodebugError as exc:
         # The bundle is renamed into place only when complete: say what is (not) on disk.
         if file != "-" and not isinstance(exc, UsageError) and "bundle" not in exc.hint:

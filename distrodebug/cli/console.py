@@ -37,6 +37,17 @@ def printable(value: object) -> str:
     return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
 
 
+class UI:
+    """What the core reports through (session.UI): a line on stderr, none when quiet."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def notice(self, text: str) -> None:
+        if not self.quiet:
+            notice(text)
+
+
 def notice(text: str) -> None:
     """One plain line on stderr; no markup is interpreted, file names may contain brackets."""
     sys.stderr.write(text + "\n")
