@@ -132,8 +132,7 @@ def test_workload_targets_made_by_the_real_controllers(cluster: Cluster, ns: str
     cluster.apply(*workloads, namespace=ns)
     for kind, name, label in (("deploy", "web", "w"), ("sts", "db", "s"), ("ds", "agent", "d"),
                               ("job", "once", "j")):
-        cluster.kubectl("wait", "-n", ns, "pods", "-l", f"app={label}", "--for=condition=Ready",
-                        "--timeout=120s", timeout=130)
+        cluster.wait_selected(f"app={label}", ns)
         ran = cluster.dd("exec", f"{kind}/{name}", "-n", ns, "--", "hostname")
         assert ran.code == 0, (kind, ran.err)
         assert ran.out.strip() != "aaa-bystander", kind
