@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from distrodebug.cli import bundles, console
+from distrodebug.cli import bundles, console, quick
 from distrodebug.cli.image import image_command
 from distrodebug.cli.options import (
     CapOpt,
@@ -22,7 +22,6 @@ from distrodebug.cli.options import (
     ImageOpt,
     ImageTargetOpt,
     KeepOpt,
-    KubectlFlags,
     NamespaceOpt,
     OutputOpt,
     PrivOpt,
@@ -31,17 +30,12 @@ from distrodebug.cli.options import (
     SetImageOpt,
     TimeoutOpt,
     UserOpt,
-    debug_options,
     kubectl_flags,
-    pflag_booleans,
-    resolve,
-    wants_json,
 )
 from distrodebug.cli.tools import WithOpt, complete_target, forward, image_with, toolbox_app
+from distrodebug.cli.words import KubectlFlags, debug_options, pflag_booleans, resolve, wants_json
 from distrodebug.errors import DistrodebugError, ExitCode, UsageError
-from distrodebug.model import DebugOptions
 from distrodebug.settings import load_settings
-from distrodebug.target import Target
 
 if TYPE_CHECKING:
     from distrodebug.runtimes.base import Inventory
@@ -60,21 +54,6 @@ app.command(name="forward")(forward)
 app.command(name="image")(image_command)
 for _command in (bundles.dump, bundles.verify, bundles.extract, bundles.report):
     app.command()(_command)
-
-def _session(target: Target, command: tuple[str, ...] | None, image: str | None,
-             options: DebugOptions, stdin: bool | None, context: str | None) -> int:
-    from distrodebug import session
-    from distrodebug.runtimes import open_runtime
-
-    request = session.SessionRequest(target=target, command=command, options=options, stdin=stdin)
-    settings = load_settings(image, options.timeout)
-    ui = console.UI(options.quiet)
-    result = session.run(request, open_runtime(target, context), settings, ui)
-    for note in result.notes:
-        # How to attach is the answer to --attach=false, not a message that --quiet silences.
-        (console.notice if not options.attach else ui.notice)(f"distrodebug: {note}")
-    return result.exit_code
-
 
 @app.command()
 @kubectl_flags
@@ -103,7 +82,7 @@ def shell(
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, reuse=reuse, copy=copy, keep=keep, set_image=set_image,
                             timeout=timeout, kubectl=kubectl)
-    raise typer.Exit(_session(resolved, None, image_with(resolved, with_, image), options, True,
+    raise typer.Exit(quick.session(resolved, None, image_with(resolved, with_, image), options, True,
                               context))
 
 
@@ -148,7 +127,7 @@ def exec_(
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, copy=copy, keep=keep, set_image=set_image, timeout=timeout,
                             kubectl=kubectl)
-    raise typer.Exit(_session(resolved, tuple(words), image_with(resolved, with_, image), options,
+    raise typer.Exit(quick.session(resolved, tuple(words), image_with(resolved, with_, image), options,
                               stdin, context))
 
 

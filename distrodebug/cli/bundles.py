@@ -19,11 +19,8 @@ from distrodebug.cli.options import (
     ImageTargetOpt,
     NamespaceOpt,
     OutputOpt,
-    debug_options,
-    resolve,
-    size,
-    wants_json,
 )
+from distrodebug.cli.words import debug_options, resolve, size, wants_json
 from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 from distrodebug.settings import load_settings
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from distrodebug.cli import console
-from distrodebug.cli.options import OutputOpt, wants_json
+from distrodebug.cli.options import OutputOpt
+from distrodebug.cli.words import wants_json
 from distrodebug.errors import ExitCode, UsageError
 from distrodebug.image.rules import Level
 

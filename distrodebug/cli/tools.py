@@ -69,7 +69,7 @@ def list_(
     output: Annotated[str, typer.Option("--output", "-o", help="Output format: text or json.")] = "text",
 ) -> None:
     """Show the toolboxes built on this engine, their sizes and what is in them."""
-    from distrodebug.cli.options import wants_json
+    from distrodebug.cli.words import wants_json
     from distrodebug.runtimes import docker_runtime
     from distrodebug.toolbox import catalog
 
@@ -101,7 +101,7 @@ def forward(
 ) -> None:
     """Forward a local port to a port the target listens on (loopback-only ones too); Ctrl-C ends it."""
     from distrodebug import forward as core
-    from distrodebug.cli.options import debug_options, resolve
+    from distrodebug.cli.words import debug_options, resolve
     from distrodebug.runtimes import open_runtime
     from distrodebug.settings import load_settings
 

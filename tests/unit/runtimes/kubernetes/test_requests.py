@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distrodebug.cli.options import pflag_booleans
+from distrodebug.cli.words import pflag_booleans
 from distrodebug.errors import UsageError
 from distrodebug.runtimes.kubernetes.errors import pss_containers
 from distrodebug.runtimes.kubernetes.profiles import PROFILE_CONTEXT, request_context
