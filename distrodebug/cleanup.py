@@ -48,7 +48,10 @@ def classify(found: Sequence[OwnedObject]) -> list[Item]:
                 target=tags.get(labels.TARGET_NAME) or tags.get(labels.TARGET, ""),
                 created=tags.get(labels.CREATED_AT) or tags.get(labels.CREATED, ""),
                 owner=owner,
-                alive=labels.owner_alive(tags),
+                # A warm sidecar outlives the command that started it and ends by itself when
+                # idle (runtimes/docker/warm.py): running, it is in use or soon gone.
+                alive=labels.owner_alive(tags) or (tags.get(labels.ROLE) == "warm"
+                                                   and obj.state == "running"),
             )
         )
     return items

@@ -187,6 +187,8 @@ class DebugOptions:
     #: many debuggers of ours a pod may hold (ephemeral containers are never removed).
     debugger_idle: int = 600
     max_debuggers: int = 16
+    #: Docker: seconds a warm sidecar (runtimes/docker/warm.py) waits unused; 0: none.
+    warm_idle: int = 60
 
     @property
     def wants_copy(self) -> bool:

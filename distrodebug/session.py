@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -197,8 +198,17 @@ def check_target_survived(runtime: Runtime, chosen: Plan, exit_code: int) -> Non
     costs a look at the target, and the look is fresh. A paused target is still there: the
     command's own status stands.
     """
-    if (chosen.mode == "join" and exit_code >= 125
-            and runtime.target_state(chosen.info) not in ("running", "paused")):
+    if chosen.mode != "join" or exit_code < 125:
+        return
+    state = runtime.target_state(chosen.info)
+    # A command in a warm sidecar is killed with the target's PID namespace, and its status
+    # can come back before the engine has noticed its target stopped: look again, briefly.
+    for _ in range(10 if exit_code == 128 + signal.SIGKILL else 0):
+        if state not in ("running", "paused"):
+            break
+        time.sleep(0.1)
+        state = runtime.target_state(chosen.info)
+    if state not in ("running", "paused"):
         name = chosen.info.name
         raise TargetNotDebuggable(
             f"'{name}' stopped or was removed while the session ran, which ended the sidecar "

@@ -8,6 +8,7 @@ The config file is TOML at ``$DISTRODEBUG_CONFIG`` or ``$XDG_CONFIG_HOME/distrod
     timeout = 120                                      # seconds to wait for a sidecar or pod
     debugger_idle = 600     # Kubernetes: an exec debugger with nothing run in it this long exits
     max_debuggers = 16      # Kubernetes: ephemeral debuggers of ours one pod may hold (forever)
+    warm_idle = 60          # Docker: a warm sidecar unused this long exits; 0 starts one per command
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     debugger_idle: int = 600
     max_debuggers: int = 16
+    warm_idle: int = 60
     #: Where the image setting came from, so the banner can say why this image was used.
     image_source: str = "default"
 
@@ -67,13 +69,14 @@ def load_settings(image_flag: str | None = None, timeout_flag: float | None = No
     if timeout_flag is not None:
         timeout = timeout_flag
     counts = {}
-    for key, default in (("debugger_idle", 600), ("max_debuggers", 16)):
+    for key, default, least in (("debugger_idle", 600, 1), ("max_debuggers", 16, 1),
+                                ("warm_idle", 60, 0)):
         value = config.get(key, default)
         env = f"DISTRODEBUG_{key.upper()}"
         if os.environ.get(env):
             value = _number(os.environ[env], env)
-        if not isinstance(value, int | float) or value < 1:
-            raise UsageError(f"{key} = {value!r} is not a positive number.",
+        if not isinstance(value, int | float) or value < least:
+            raise UsageError(f"{key} = {value!r} is not a {'positive' if least else 'whole'} number.",
                              f"Set {env} or '{key}' in {config_path()} to a whole number.")
         counts[key] = int(value)
     return Settings(image=image, timeout=timeout, image_source=source, **counts)

@@ -15,6 +15,27 @@ from distrodebug.model import DebugOptions, Mode, Privileges, SidecarSpec, Targe
 
 SHELL = "/bin/sh"
 
+# The process of an exec debugger (Kubernetes) or a warm sidecar (Docker): it waits while
+# anything else runs in its container (the commands exec'd into it share its cgroup) and exits
+# after DD_IDLE seconds with nothing. No command substitution and no $$ (Kubernetes rewrites $$
+# in commands); reads only, no forks but sleep, so the scan itself never looks like activity.
+IDLE_SCRIPT = r"""
+read -r me _ _ parent _ < /proc/self/stat
+read -r mine < /proc/self/cgroup
+idle=0
+while [ "$idle" -lt "${DD_IDLE:-600}" ]; do
+  sleep 5
+  busy=
+  for f in /proc/[0-9]*/cgroup; do
+    p=${f#/proc/}; p=${p%/cgroup}
+    case "$p" in "$me"|"$parent") continue ;; esac
+    read -r line < "$f" 2>/dev/null || continue
+    if [ "$line" = "$mine" ]; then busy=1; break; fi
+  done
+  if [ -n "$busy" ]; then idle=0; else idle=$((idle + 5)); fi
+done
+"""
+
 _WAIT_FOR_CLIENT = r"""
 # An interactive shell waits for one line from the client before it starts, so its first prompt
 # is written to an attached client (Kubernetes attaches only after the container started). No

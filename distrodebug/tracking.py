@@ -31,3 +31,10 @@ def collecting() -> Iterator[list[Any]]:
         yield collected
     finally:
         _current.reset(token)
+
+
+def untrack(sidecar: Any) -> None:
+    """Forget a sidecar the session must not remove: a warm sidecar, once it runs, is shared."""
+    collected = _current.get()
+    if collected is not None and sidecar in collected:
+        collected.remove(sidecar)

@@ -117,11 +117,25 @@ def dd(toolbox: str) -> Callable[..., Ran]:
     return run
 
 
-def ours(engine: Any, kind: str = "containers") -> list[Any]:
-    """Objects carrying distrodebug's tool label (sidecars, snapshots, volumes)."""
+def ours(engine: Any, kind: str = "containers", warm: bool = False) -> list[Any]:
+    """Objects carrying distrodebug's tool label (sidecars, snapshots, volumes).
+
+    Warm sidecars (runtimes/docker/warm.py) outlive the command that started them by design and
+    the engine removes them by itself: they are left out unless ``warm`` asks for them.
+    """
+    import docker.errors
+
     filters = {"label": "io.distrodebug.tool=distrodebug"}
     if kind == "containers":
-        return list(engine.containers.list(all=True, filters=filters))
+        found = []
+        for listed in engine.api.containers(all=True, filters=filters):
+            if not warm and (listed.get("Labels") or {}).get("io.distrodebug.role") == "warm":
+                continue
+            try:
+                found.append(engine.containers.get(listed["Id"]))
+            except docker.errors.NotFound:
+                continue  # removed since the listing (AutoRemove)
+        return found
     if kind == "images":
         return list(engine.images.list(filters=filters))
     return list(engine.volumes.list(filters=filters))

@@ -7,14 +7,17 @@ name or command line can forge a record::
 
     DDCOLLECT 1
     SELF <pid of the collecting shell>
-    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*>
+    TARGET <pid of the target's main process>
+    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*> <base64 cgroup>
     N <tcp|tcp6|udp|udp6|unix> <base64 /proc/$DD_PID/net/<kind>>
     M <base64 /proc/$DD_PID/mountinfo>
     END
 
 :func:`parse_collect` turns it into plain lists of dicts, leaving out the sidecar's own
 processes (the collecting shell, its ancestors up to the sidecar's first process, and its
-children), and matches socket inodes to the processes holding them.
+children), and the idle warm sidecars of ours that share the namespace (runtimes/docker/warm.py:
+our idle loop's exact argv, in a cgroup that is not the target's, and what runs under it), and
+matches socket inodes to the processes holding them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from distrodebug.sidecar import IDLE_SCRIPT, SHELL
+
 COLLECT_SCRIPT = r"""
 PID=${DD_PID:-1}
 BB=""
@@ -36,13 +41,15 @@ if [ -z "$BB" ]; then printf "DDERR\tno busybox binary in the sidecar\n" >&2; ex
 b64() { "$BB" base64 -w0 "$@" 2>/dev/null; }
 echo "DDCOLLECT 1"
 echo "SELF $$"
+echo "TARGET $PID"
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   s=$(b64 "$d/status") || continue
   [ -n "$s" ] || continue
   c=$(b64 "$d/cmdline")
   l=$("$BB" stat -c '%N' "$d/cwd" "$d/exe" "$d/root" "$d"/fd/* 2>/dev/null | "$BB" base64 -w0)
-  echo "P $p ${s:--} ${c:--} ${l:--}"
+  g=$("$BB" head -n1 "$d/cgroup" 2>/dev/null | "$BB" base64 -w0)
+  echo "P $p ${s:--} ${c:--} ${l:--} ${g:--}"
 done
 for k in tcp tcp6 udp udp6 unix; do
   t=$(b64 "/proc/$PID/net/$k")
@@ -241,20 +248,25 @@ def parse_mountinfo(text: str) -> list[dict[str, Any]]:
 def parse_collect(text: str) -> Collected:
     """Parse the collect script's stdout; see the module doc for the framing."""
     result = Collected()
+    target_pid = 1
     self_pid: int | None = None
     procs: dict[int, dict[str, Any]] = {}
+    cgroups: dict[int, str] = {}
     for line in text.splitlines():
         parts = line.split(" ")
         tag = parts[0]
         if tag == "SELF" and len(parts) == 2 and parts[1].isdigit():
             self_pid = int(parts[1])
-        elif tag == "P" and len(parts) == 5 and parts[1].isdigit():
+        elif tag == "TARGET" and len(parts) == 2 and parts[1].isdigit():
+            target_pid = int(parts[1])
+        elif tag == "P" and len(parts) in (5, 6) and parts[1].isdigit():
             status = parse_status(_text(_b64(parts[2])))
             if not status["name"] and status["ppid"] is None:
                 continue  # the process ended while it was read
             proc: dict[str, Any] = {"pid": int(parts[1]), **status}
             proc["cmdline"] = parse_cmdline(_b64(parts[3]))
             proc.update(parse_links(_text(_b64(parts[4]))))
+            cgroups[proc["pid"]] = _text(_b64(parts[5])).strip() if len(parts) == 6 else ""
             procs[proc["pid"]] = proc
         elif tag == "N" and len(parts) == 3:
             body = _text(_b64(parts[2]))
@@ -266,10 +278,24 @@ def parse_collect(text: str) -> Collected:
             result.mounts = parse_mountinfo(_text(_b64(parts[1])))
         elif tag == "END":
             result.complete = True
-    own = _own_processes(procs, self_pid)
+    own = _own_processes(procs, self_pid) | _warm_sidecars(procs, cgroups, target_pid)
     result.processes = [p for pid, p in sorted(procs.items()) if pid not in own]
     _match_sockets(result.sockets, result.processes)
     return result
+
+
+def _warm_sidecars(procs: dict[int, dict[str, Any]], cgroups: dict[int, str],
+                   target_pid: int) -> set[int]:
+    """Idle loops of our warm sidecars, their reapers and what they run (their sleeps).
+
+    Both tests must hold, so that no process of the target can hide by copying the argv: it
+    would still be in the target's cgroup.
+    """
+    mine = cgroups.get(target_pid, "")
+    idle = {pid for pid, proc in procs.items()
+            if proc.get("cmdline", [])[-3:] == [SHELL, "-c", IDLE_SCRIPT]
+            and mine and cgroups.get(pid) and cgroups[pid] != mine}
+    return idle | {pid for pid in procs if any(_descends(procs, pid, top) for top in idle)}
 
 
 def _own_processes(procs: dict[int, dict[str, Any]], self_pid: int | None) -> set[int]:

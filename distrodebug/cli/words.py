@@ -87,6 +87,7 @@ def debug_options(target: Target, *, user: str | None = None, cap_add: list[str]
         user=user, cap_add=tuple(cap_add or ()), privileged=privileged, profile=profile,
         reuse=reuse, copy=copy, keep=keep, set_image=images, timeout=settings.timeout,
         debugger_idle=settings.debugger_idle, max_debuggers=settings.max_debuggers,
+        warm_idle=settings.warm_idle,
         env=env_pairs(flags.env), quiet=flags.quiet, attach=flags.attach,
         same_node=flags.same_node, share_processes=flags.share_processes,
         keep_labels=flags.keep_labels, keep_annotations=flags.keep_annotations,

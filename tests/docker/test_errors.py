@@ -167,7 +167,7 @@ def test_signal_during_exec_removes_sidecar(toolbox: str, make_container: Any, s
     )
     deadline = time.time() + 30
     while time.time() < deadline and not [
-        c for c in ours(engine) if c.labels.get("io.distrodebug.target") == target.name
+        c for c in ours(engine, warm=True) if c.labels.get("io.distrodebug.target") == target.name
     ]:
         time.sleep(0.1)
     time.sleep(0.3)

@@ -69,11 +69,13 @@ def wait_for(predicate: Callable[[], Any], seconds: float = 30) -> Any:
 
 
 def sidecars_of(engine: Any, target: Any) -> list[Any]:
-    """Every container, image and volume of ours made for ``target``."""
+    """Every container, image and volume of ours made for ``target``, but its warm sidecar:
+    shared by later commands, it stays until idle (test_warm.py)."""
     api, tool = engine.api, {"label": f"{labels.TOOL_KEY}={labels.TOOL}"}
     found = [*api.containers(all=True, filters=tool), *api.images(filters=tool),
              *((api.volumes(filters=tool) or {}).get("Volumes") or [])]
-    return [o for o in found if (o.get("Labels") or {}).get(labels.TARGET) == target.name]
+    return [o for o in found if (o.get("Labels") or {}).get(labels.TARGET) == target.name
+            and (o.get("Labels") or {}).get(labels.ROLE) != "warm"]
 
 
 # -------------------------------------------------------------------- item 5: zombies

@@ -48,6 +48,7 @@ from distrodebug.model import (
     SidecarSpec,
     TargetInfo,
 )
+from distrodebug.runtimes.docker import warm
 from distrodebug.runtimes.docker.spec import (
     EngineName,
     container_kwargs,
@@ -248,6 +249,95 @@ class DockerSidecar:
         self._runtime.remove_objects([("container", self.id), *extras])
 
 
+class WarmExec:
+    """One command run by `docker exec` in a warm sidecar (warm.py); the sidecar stays."""
+
+    def __init__(self, runtime: DockerRuntime, container_id: str, token: str) -> None:
+        self._runtime = runtime
+        self.id = container_id
+        self.name = f"warm sidecar {container_id[:12]}"
+        self.exec_id = ""
+        self.token = token
+        self.stream: DockerStream | None = None
+        self.notes: list[str] = []
+        self.exited = False
+        #: The warm sidecar ended under the command (its target stopped): see watch().
+        self.sidecar_died = False
+        self._watcher: Any = None
+        tracking.track(self)
+
+    def watch(self) -> None:
+        """End the stream if the warm sidecar dies while the command runs.
+
+        When the target stops, the kernel kills everything in its PID namespace, the command
+        and the warm sidecar too, but the engine (Docker 20.10) keeps the exec's stream open
+        and the exec "running": `docker exec` itself hangs there. A wait on the sidecar, on a
+        connection of its own, notices and ends our stream.
+        """
+        self._watcher = self._runtime.new_api()
+        watcher = self._watcher
+
+        def run() -> None:
+            try:
+                watcher.wait(self.id, timeout=None)
+            except Exception:  # noqa: BLE001 (closed by remove(), or the engine went away)
+                return
+            if not self.exited and self.stream is not None:
+                self.sidecar_died = True
+                self.stream.abort()
+
+        threading.Thread(target=run, name="distrodebug-warm-watch", daemon=True).start()
+
+    def resize(self, rows: int, cols: int) -> None:
+        """No TTY, nothing to resize."""
+
+    def wait(self) -> int:
+        """The command's exit status; the engine marks the exec done a moment after its output."""
+        api = self._runtime.api
+        with translate(self._runtime.endpoint, "waiting for the command"):
+            for delay in (0, *([0.01] * 20), *([0.1] * 600)):
+                time.sleep(delay)
+                if self.sidecar_died:
+                    return 128 + signal.SIGKILL  # what the kernel did to the command
+                found = api.exec_inspect(self.exec_id)
+                if not found.get("Running"):
+                    self.exited = True
+                    code = found.get("ExitCode")
+                    return int(code) if code is not None else 125
+        return 125
+
+    def remove(self) -> None:
+        """End the command if it still runs (an interrupt): closing its stream does not."""
+        if self.stream is not None:
+            self.stream.close()
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                self._watcher.close()
+        if self.exited or self.sidecar_died or not self.exec_id:
+            return
+        api = self._runtime.api
+        try:
+            self._end(api)
+        except docker.errors.APIError:
+            pass  # the sidecar is gone, and its commands with it
+        except requests.exceptions.RequestException:
+            raise EngineGone(
+                f"The Docker engine at {self._runtime.endpoint} stopped answering, so the command "
+                f"this session ran in the warm sidecar {self.id[:12]} may still run.",
+                "When the engine answers again, run 'distrodebug cleanup --all' to remove it.",
+            ) from None
+
+    def _end(self, api: Any) -> None:
+        if not api.exec_inspect(self.exec_id).get("Running"):
+            return
+        killer = api.exec_create(self.id, ["/bin/sh", "-c", warm.KILL_SCRIPT],
+                                 environment={"DD_KILL": self.token}, stdout=False, stderr=False)
+        api.exec_start(killer["Id"], detach=True)
+        deadline = time.monotonic() + STOP_GRACE + 2
+        while time.monotonic() < deadline and api.exec_inspect(self.exec_id).get("Running"):
+            time.sleep(0.05)
+
+
 class DockerRelay:
     """A port relay container; every connection is one exec of its connect command."""
 
@@ -285,15 +375,20 @@ class DockerRuntime:
         base_url, tls = (endpoint, None) if endpoint else _endpoint_from_env()
         self.endpoint = base_url
         self._engine: EngineName | None = None
-        with translate(base_url):
-            kwargs: dict[str, Any] = {"base_url": base_url, "version": API_VERSION, "timeout": 60}
-            if tls is not None:
-                kwargs["tls"] = tls
-            if tls is None and (os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH")):
+        self._tls = tls
+        self.api = self.new_api()
+
+    def new_api(self) -> Any:
+        """A client of the engine with a connection of its own (a watcher's, in a thread)."""
+        with translate(self.endpoint):
+            kwargs: dict[str, Any] = {"base_url": self.endpoint, "version": API_VERSION, "timeout": 60}
+            if self._tls is not None:
+                kwargs["tls"] = self._tls
+            tls_env = os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH")
+            if self._tls is None and tls_env:
                 # DOCKER_HOST with TLS material: let the SDK read the certificates as the CLI does.
-                self.api = docker.from_env(version=API_VERSION).api
-            else:
-                self.api = docker.APIClient(**kwargs)
+                return docker.from_env(version=API_VERSION).api
+            return docker.APIClient(**kwargs)
 
     # -- targets -------------------------------------------------------------------------------
     def inspect(self, target: Target) -> TargetInfo:
@@ -537,7 +632,87 @@ class DockerRuntime:
                            labels=i.get("Labels") or {}), int(i.get("Size") or 0)) for i in found]
 
     # -- sidecars ------------------------------------------------------------------------------
-    def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
+    def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar | WarmExec:
+        if warm.eligible(spec):
+            started = self._start_warm(spec, info)
+            if started is not None:
+                return started
+        return self._start_cold(spec, info)
+
+    def _start_warm(self, spec: SidecarSpec, info: TargetInfo) -> WarmExec | None:
+        """The command as an exec in a warm sidecar made like this one, started if need be.
+
+        None when the engine will not (an old or partial API): the caller starts a sidecar of
+        its own, whose errors are the ones the user should see.
+        """
+        name = f"distrodebug-{spec.labels[ours.SESSION]}"
+        wanted = warm.idle_kwargs(container_kwargs(spec, name), spec, None)
+        api = self.api
+        with translate(self.endpoint, "starting the sidecar"):
+            for attempt in range(2):
+                found = api.containers(filters=warm.label_filter(wanted))
+                if found:
+                    container = found[0]["Id"]
+                    lent = LENT_REAPER if (found[0].get("Labels") or {}).get(warm.LENT) else None
+                else:
+                    made = self._make_warm(spec, info, name)
+                    if made is None:
+                        return None
+                    container, lent = made
+                argv, token = warm.exec_argv(spec, lent)
+                started = WarmExec(self, container, token)
+                try:
+                    created = api.exec_create(container, list(argv), stdin=spec.stdin, stdout=True,
+                                              stderr=True, tty=False)
+                    started.exec_id = created["Id"]
+                    sock = api.exec_start(started.exec_id, socket=True)
+                except docker.errors.APIError as exc:
+                    # It reached its idle limit, or its target stopped, since we looked: once more.
+                    if attempt or exc.status_code not in (404, 409):
+                        raise
+                    tracking.untrack(started)
+                    continue
+                started.stream = DockerStream(getattr(sock, "_sock", sock), False)
+                started.watch()
+                return started
+        return None
+
+    def _make_warm(self, spec: SidecarSpec, info: TargetInfo, name: str) -> tuple[str, str | None] | None:
+        """Create and start a warm sidecar; its ID and the reaper lent to it, if one was."""
+        holder = DockerSidecar(self, "", name)
+        held: Any = None
+        try:
+            lent = None if spec.argv[0].endswith("reaper") else self._lend_reaper(spec, holder)
+            kwargs = warm.idle_kwargs(container_kwargs(spec, name), spec,
+                                      LENT_REAPER if lent is not None else None)
+            kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
+            holder.id = name
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+            try:
+                holder.id = self.api.create_container(**kwargs)["Id"]
+            except docker.errors.APIError:
+                holder.id = ""
+                return None  # the cold path says what is wrong, with its Podman fallbacks
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            held = None
+            if lent is not None:
+                self.api.put_archive(holder.id, "/", lent)
+                self._require_shell(holder.id, dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv)))
+            try:
+                self.api.start(holder.id)
+            except docker.errors.APIError as exc:
+                raise self._start_failed(exc, info) from None
+        except BaseException:
+            with _signals_held():
+                holder.remove()
+            raise
+        finally:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        tracking.untrack(holder)
+        return holder.id, LENT_REAPER if lent is not None else None
+
+    def _start_cold(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
         name = f"distrodebug-{spec.labels[ours.SESSION]}"
         sidecar = DockerSidecar(self, "", name)
         held: Any = None  # the signal mask to restore once the sidecar's ID is known
@@ -709,8 +884,16 @@ class DockerRuntime:
             ) from None
 
     def remove_objects(self, objects: list[tuple[str, str]]) -> None:
-        """Remove containers, images and volumes; missing ones are fine."""
+        """Remove containers, images and volumes; missing ones are fine.
+
+        A running container is stopped first, with a grace period: killed outright, a sidecar's
+        reaper could not end the processes under it, which would then be left to the target's
+        PID 1 as zombies (cleanup of a warm sidecar that is idling, or still in use).
+        """
         for kind, ident in objects:
+            if ident and kind == "container":
+                with contextlib.suppress(DistrodebugError):
+                    self.stop_container(ident)
             if ident:
                 self._remove_one(kind, ident)
 

@@ -118,9 +118,13 @@ class DockerStream:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_WR)
 
-    def close(self) -> None:
+    def abort(self) -> None:
+        """End the stream from another thread: a read blocked on it returns as at its end."""
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.abort()
         with contextlib.suppress(OSError):
             self._sock.close()
 

@@ -36,27 +36,7 @@ from distrodebug.runtimes.kubernetes.spec import (
     request_hash,
 )
 from distrodebug.runtimes.kubernetes.stream import V5, connect
-
-# The exec debugger's own process: it waits while anything else runs in its container (the
-# commands exec'd into it share its cgroup) and exits after DD_IDLE seconds with nothing. No
-# command substitution and no $$ (Kubernetes rewrites $$ in commands); reads only, no forks but
-# sleep, so the scan itself never looks like activity.
-IDLE_SCRIPT = r"""
-read -r me _ _ parent _ < /proc/self/stat
-read -r mine < /proc/self/cgroup
-idle=0
-while [ "$idle" -lt "${DD_IDLE:-600}" ]; do
-  sleep 5
-  busy=
-  for f in /proc/[0-9]*/cgroup; do
-    p=${f#/proc/}; p=${p%/cgroup}
-    case "$p" in "$me"|"$parent") continue ;; esac
-    read -r line < "$f" 2>/dev/null || continue
-    if [ "$line" = "$mine" ]; then busy=1; break; fi
-  done
-  if [ -n "$busy" ]; then idle=0; else idle=$((idle + 5)); fi
-done
-"""
+from distrodebug.sidecar import IDLE_SCRIPT
 
 
 def _ours(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:

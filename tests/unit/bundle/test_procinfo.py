@@ -196,3 +196,22 @@ def test_collect_script_is_valid_shell() -> None:
     if shell is None:
         return
     subprocess.run([shell, "sh", "-n", "-c", COLLECT_SCRIPT], check=True)
+
+
+def test_warm_sidecars_are_left_out_but_a_target_process_cannot_pose_as_one() -> None:
+    from distrodebug.sidecar import IDLE_SCRIPT
+
+    idle = f"/usr/local/bin/distrodebug-reaper\0/bin/sh\0-c\0{IDLE_SCRIPT}\0".encode()
+    target, ours = _b("12:pids:/docker/aaaa\n"), _b("12:pids:/docker/bbbb\n")
+    text = "\n".join([
+        "DDCOLLECT 1", "SELF 90", "TARGET 1",
+        _proc(1, 0, "app", b"/app\0") + f" {target}",
+        # A process of the target copying our idle loop's argv: still the target's cgroup.
+        _proc(5, 1, "sh", idle[idle.index(b"/bin/sh"):]) + f" {target}",
+        _proc(20, 0, "distrodebug-rea", idle) + f" {ours}",
+        _proc(21, 20, "sh", idle[idle.index(b"/bin/sh"):]) + f" {ours}",
+        _proc(22, 21, "sleep", b"sleep\x005\0") + f" {ours}",
+        _proc(90, 0, "sh", b"sh\0-c\0...") + f" {ours}",
+        "END",
+    ])
+    assert [p["pid"] for p in parse_collect(text).processes] == [1, 5]
