@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import socket
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from distrodebug.model import STDERR, STDOUT
@@ -124,24 +123,3 @@ class DockerStream:
         with contextlib.suppress(OSError):
             self._sock.close()
 
-
-class ChunkReader(io.RawIOBase):
-    """An iterator of byte chunks as a readable file."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
