@@ -120,10 +120,20 @@ def dd(toolbox: str) -> Callable[..., Ran]:
 def ours(engine: Any, kind: str = "containers") -> list[Any]:
     """Objects carrying distrodebug's tool label (sidecars, snapshots, volumes)."""
     filters = {"label": "io.distrodebug.tool=distrodebug"}
+    # The SDK inspects each listed object: one another session removes in between would end
+    # the listing with NotFound (other test runs share this engine), so those are skipped.
     if kind == "containers":
-        return list(engine.containers.list(all=True, filters=filters))
+        return list(engine.containers.list(all=True, filters=filters, ignore_removed=True))
     if kind == "images":
-        return list(engine.images.list(filters=filters))
+        import docker.errors
+
+        found = []
+        for item in engine.api.images(filters=filters):
+            try:
+                found.append(engine.images.get(item["Id"]))
+            except docker.errors.NotFound:
+                pass
+        return found
     return list(engine.volumes.list(filters=filters))
 
 
