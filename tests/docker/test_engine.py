@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import tarfile
 import threading
 import uuid
@@ -137,7 +138,15 @@ def test_a_hijacked_attach_carries_stdin_and_stdout_both_ways(
     stream.close()
     assert out == payload and err == b"bye\n"
     assert client.wait(ident)["StatusCode"] == 0
-    assert set(client.logs(ident, tail=5).splitlines()) >= {b"bye"}
+
+
+def test_logs_without_frame_headers(client: EngineClient, new_container: Any, toolbox: str) -> None:
+    ident = new_container(toolbox, ["sh", "-c", "echo out; sleep 0.2; echo err >&2"])
+    client.start(ident)
+    assert client.wait(ident)["StatusCode"] == 0
+    assert client.logs(ident, tail=10) == b"out\nerr\n"
+    stamped = client.logs(ident, tail=1, timestamps=True)
+    assert stamped.endswith(b" err\n") and stamped[:2] == b"20"
 
 
 def test_a_hijacked_exec_in_a_running_container(client: EngineClient, new_container: Any,
@@ -186,6 +195,21 @@ def test_a_wait_that_times_out_leaves_a_working_client(client: EngineClient, new
     assert client.inspect_container(ident)["State"]["Running"]
     client.stop(ident, timeout=0)
     assert client.wait(ident, timeout=30)["StatusCode"] != 0
+
+
+def test_an_interrupt_mid_answer_leaves_a_working_client(client: EngineClient, new_container: Any,
+                                                        toolbox: str) -> None:
+    """Ctrl-C while an answer is awaited on the kept connection: the cleanup that follows must
+    not read the rest of that answer as its own."""
+    ident = new_container(toolbox, ["sleep", "60"])
+    client.start(ident)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        client.wait(ident, timeout=30)
+    timer.join()
+    assert client.inspect_container(ident)["State"]["Running"]
+    client.stop(ident, timeout=0)
 
 
 def test_images_volumes_and_commit(client: EngineClient, new_container: Any, toolbox: str,

@@ -457,6 +457,11 @@ class EngineClient:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 raise _transport_error(exc, self.endpoint.url) from None
+            except BaseException:
+                # Ctrl-C mid-answer: the rest of it would be read as the next answer. The engine
+                # drops what it was doing for a closed connection; the next request reconnects.
+                conn.close()
+                raise
             if response.will_close or not kept:
                 conn.close()
             elif kept:
@@ -511,6 +516,9 @@ class EngineClient:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 raise _transport_error(exc, self.endpoint.url) from None
+            except BaseException:
+                conn.close()
+                raise
             conn.close()
             text = explanation_of(response.status, response.reason, data)
             if not (response.status == 400 and self._step_down(text)):
@@ -542,6 +550,9 @@ class EngineClient:
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 conn.close()
                 raise _transport_error(exc, self.endpoint.url) from None
+            except BaseException:
+                conn.close()
+                raise
             conn.close()
             text = explanation_of(status, reason, data)
             if not (status == 400 and self._step_down(text)):
