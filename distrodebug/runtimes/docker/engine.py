@@ -28,6 +28,7 @@ import json
 import os
 import re
 import socket
+import ssl  # http.client imports it anyway
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -67,12 +68,15 @@ class NotFound(APIError):
 class EngineUnreachable(EngineError):
     """No answer: the connection failed, broke off or timed out."""
 
-    def __init__(self, reason: str, *, permission: bool = False, timeout: bool = False) -> None:
+    def __init__(self, reason: str, *, permission: bool = False, timeout: bool = False,
+                 tls: bool = False) -> None:
         super().__init__(reason)
         #: The socket refused us (not in the docker group).
         self.permission = permission
         #: The engine was reached but did not answer in time.
         self.timeout = timeout
+        #: The TLS handshake failed (a certificate not trusted, or ours refused).
+        self.tls = tls
 
 
 # ------------------------------------------------------------------------------ where to go
@@ -212,9 +216,7 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def _ssl_context(tls: TLSSettings) -> Any:
-    import ssl
-
+def _ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=tls.ca)
     if not tls.verify:
         context.check_hostname = False
@@ -262,6 +264,8 @@ def api_error(status: int, explanation: str) -> APIError:
 def _transport_error(exc: BaseException, endpoint: str) -> EngineUnreachable:
     if isinstance(exc, PermissionError):
         return EngineUnreachable(f"Permission denied on {endpoint}: {exc}", permission=True)
+    if isinstance(exc, ssl.SSLError):
+        return EngineUnreachable(f"{endpoint}: {exc}", tls=True)
     if isinstance(exc, TimeoutError):
         return EngineUnreachable(f"the engine at {endpoint} did not answer in time", timeout=True)
     return EngineUnreachable(f"{endpoint}: {exc}")
@@ -403,7 +407,7 @@ class EngineClient:
         # One request at a time on the kept connection; a call made while it is busy (another
         # thread, a signal handler's resize) gets a connection of its own.
         self._busy = threading.Lock()
-        self._ssl: Any = None
+        self._ssl: ssl.SSLContext | None = None
 
     # -- transport --------------------------------------------------------------------------
     def _new_connection(self, timeout: float | None) -> http.client.HTTPConnection:

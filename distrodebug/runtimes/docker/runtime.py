@@ -129,6 +129,12 @@ def translate(endpoint: str, what: str = "") -> Iterator[None]:
                 "Run as a member of the 'docker' group (sudo usermod -aG docker $USER, then log in "
                 "again) or with sudo.",
             ) from None
+        if isinstance(exc, NoAnswer) and exc.tls:
+            raise EngineUnreachable(
+                f"The TLS handshake with the Docker engine at {endpoint} failed: {text}.",
+                "Check the certificates in DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem; default "
+                "~/.docker) or the docker context's, and DOCKER_TLS_VERIFY.",
+            ) from None
         raise EngineUnreachable(
             f"No Docker engine answers at {endpoint}.",
             "Start it ('sudo systemctl start docker' or 'sudo dockerd &'), or point DOCKER_HOST "

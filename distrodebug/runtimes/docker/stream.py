@@ -115,7 +115,13 @@ class DockerStream:
 
     def close_write(self) -> None:
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
+            if isinstance(self._sock, socket.socket):
+                # An SSL socket's own shutdown() drops its TLS state, and every later read would
+                # return ciphertext: half-close the TCP connection beneath it, as the docker CLI
+                # does, and go on reading the output through TLS.
+                socket.socket.shutdown(self._sock, socket.SHUT_WR)
+            else:
+                self._sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
