@@ -147,16 +147,19 @@ def no_leftovers(engine: Any) -> Iterator[None]:
     from distrodebug import cleanup as leftovers
     from distrodebug.model import OwnedObject
 
-    def dead() -> set[str]:
+    def dead() -> dict[str, str]:
         found = []
         for kind in ("containers", "images", "volumes"):
             for obj in ours(engine, kind):
                 labels = (obj.attrs.get("Config") or {}).get("Labels") if kind == "images" else None
                 labels = labels or getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
                 found.append(OwnedObject(kind, obj.id, obj.id, "", labels))
-        return {item.id for item in leftovers.classify(found) if not item.alive}
+        # Said with its role, target and owner, so a leak can be told from another run's object.
+        return {item.id: f"{item.kind} of {item.target} by {item.owner}"
+                for item in leftovers.classify(found) if not item.alive}
 
     before = dead()
     yield
     after = dead()
-    assert after <= before, f"left behind: {after - before}"
+    left = {ident: what for ident, what in after.items() if ident not in before}
+    assert not left, f"left behind: {left}"
