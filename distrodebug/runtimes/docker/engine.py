@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import http.client
 import io
 import json
@@ -162,6 +161,8 @@ def context_endpoint(name: str, environ: Mapping[str, str], home: Path) -> Endpo
     """The docker endpoint of a named context (its meta.json and TLS files); None for none."""
     if name == "default":
         return None
+    import hashlib  # here: most runs have no context, and it loads OpenSSL's hashes
+
     digest = hashlib.sha256(name.encode()).hexdigest()
     base = config_dir(environ, home) / "contexts"
     try:
