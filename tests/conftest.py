@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -160,6 +161,11 @@ def no_leftovers(engine: Any) -> Iterator[None]:
 
     before = dead()
     yield
-    after = dead()
-    left = {ident: what for ident, what in after.items() if ident not in before}
+    left = {ident: what for ident, what in dead().items() if ident not in before}
+    if left:
+        # Other runs on this engine kill their own sessions on purpose and clean up a moment
+        # later; their objects pass through here as dead ones. A leak of ours stays.
+        time.sleep(5)
+        still = dead()
+        left = {ident: what for ident, what in left.items() if ident in still}
     assert not left, f"left behind: {left}"
