@@ -41,6 +41,8 @@ def test_nonroot_readonly_python_target(dd: Any, make_container: Any, python_ima
     target = make_container(python_image, user="65532", read_only=True)
     ran = dd("exec", target.name, "--", "sh", "-c",
              "id -u; grep ^Uid /proc/1/status; grep -q http.server /app/app.py && echo APP-READABLE; "
+             # The app may still be starting: exec no longer takes long enough to hide that.
+             "for i in $(seq 100); do netstat -ltn | grep -q :8080 && break; sleep 0.1; done; "
              "netstat -ltn; "
              "ls /bin/sh 2>&1 || true")
     assert ran.code == 0, ran.err
