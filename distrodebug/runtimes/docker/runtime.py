@@ -1,7 +1,7 @@
-"""The Docker engine runtime: the only module that imports the docker SDK.
+"""The Docker engine runtime, on our own engine client (engine.py; no docker SDK).
 
-Every SDK exception is translated here into one of our errors. The container spec is a pure
-function (:func:`container_kwargs`) so it can be checked without an engine.
+Every engine client exception is translated here into one of our errors. The container spec is a
+pure function (:func:`container_kwargs`) so it can be checked without an engine.
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
-
-import docker
-import docker.errors
-import requests.exceptions
 
 from distrodebug import labels as ours
 from distrodebug import privileges as profiles
@@ -49,6 +45,18 @@ from distrodebug.model import (
     TargetInfo,
 )
 from distrodebug.runtimes.docker import warm
+from distrodebug.runtimes.docker.engine import (
+    API_VERSION,
+    APIError,
+    Endpoint,
+    EngineClient,
+    EngineError,
+    NotFound,
+    Streamed,
+    endpoint_from_env,
+    parse_host,
+)
+from distrodebug.runtimes.docker.engine import EngineUnreachable as NoAnswer
 from distrodebug.runtimes.docker.spec import (
     EngineName,
     container_kwargs,
@@ -58,13 +66,12 @@ from distrodebug.runtimes.docker.spec import (
     relay_kwargs,
     without_engine_changes,
 )
-from distrodebug.runtimes.docker.stream import ChunkReader, DockerStream
+from distrodebug.runtimes.docker.stream import DockerStream
 from distrodebug.target import Target
 
-__all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect", "translate"]
+__all__ = ["API_VERSION", "DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect",
+           "translate"]
 
-#: The oldest API with everything we use; pinning it saves a version round trip per command.
-API_VERSION = "1.41"
 #: Seconds a sidecar still running at the end gets to end its own processes: our reaper
 #: ends and reaps them within about one, so none is left to become a zombie in the target.
 STOP_GRACE = 5
@@ -72,19 +79,30 @@ STOP_GRACE = 5
 LENT_REAPER = "/.distrodebug-reaper"
 
 
-def _endpoint_from_env() -> tuple[str, Any]:
-    """DOCKER_HOST if set, else the docker CLI's current context, else the default socket."""
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"], None
-    try:
-        from docker.context import ContextAPI
+def _endpoint(url: str | None) -> Endpoint:
+    """The engine to talk to: ``url`` if given, else DOCKER_HOST, the docker context, the default.
 
-        ctx = ContextAPI.get_current_context()
-        if ctx is not None and ctx.Host:
-            return str(ctx.Host), ctx.TLSConfig
-    except Exception:  # a broken CLI config must not stop us; fall back like the CLI does
-        pass
-    return "unix:///var/run/docker.sock", None
+    ssh:// engines are refused with the way round: forwarding the remote socket costs one ssh
+    command and keeps every command fast (a client speaking ssh would bring back the import cost
+    this client exists to save).
+    """
+    try:
+        found = parse_host(url) if url else endpoint_from_env()
+    except ValueError as exc:
+        raise EngineUnreachable(
+            f"The Docker engine address {url or os.environ.get('DOCKER_HOST', '')!r} cannot be "
+            f"used: {exc}.",
+            "Set DOCKER_HOST to unix:///path/to/docker.sock or tcp://host:port, or pick a context "
+            "with 'docker context use'.",
+        ) from None
+    if found.scheme == "ssh":
+        raise EngineUnreachable(
+            f"distrodebug does not speak ssh to reach the Docker engine at {found.url}.",
+            f"Forward the remote socket and point DOCKER_HOST at it: 'ssh -nNT -L "
+            f"/tmp/docker-remote.sock:/var/run/docker.sock {found.host or 'HOST'} &' then "
+            "'DOCKER_HOST=unix:///tmp/docker-remote.sock distrodebug ...'.",
+        )
+    return found
 
 
 @contextlib.contextmanager
@@ -94,22 +112,29 @@ def translate(endpoint: str, what: str = "") -> Iterator[None]:
         yield
     except DistrodebugError:
         raise
-    except docker.errors.NotFound as exc:
+    except NotFound as exc:
         raise NoSuchTarget(f"{what or 'The object'} was not found on {endpoint}: {_explain(exc)}.",
                            "Run 'docker ps -a' to see the containers there.") from None
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         text = _explain(exc)
         if "multiple ids found" in text.lower():
             raise AmbiguousTarget(f"{what} is ambiguous: {text}.", "Type more of the ID.") from None
         raise SidecarFailed(f"The Docker engine refused {what or 'a request'}: {text}.",
                             "Check the engine's log ('journalctl -u docker') if this persists.") from None
-    except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as exc:
+    except (NoAnswer, OSError) as exc:
         text = str(exc)
-        if "Permission denied" in text or isinstance(exc, PermissionError):
+        if "Permission denied" in text or isinstance(exc, PermissionError) or (
+                isinstance(exc, NoAnswer) and exc.permission):
             raise PermissionDenied(
                 f"Permission denied on the Docker socket at {endpoint}.",
                 "Run as a member of the 'docker' group (sudo usermod -aG docker $USER, then log in "
                 "again) or with sudo.",
+            ) from None
+        if isinstance(exc, NoAnswer) and exc.tls:
+            raise EngineUnreachable(
+                f"The TLS handshake with the Docker engine at {endpoint} failed: {text}.",
+                "Check the certificates in DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem; default "
+                "~/.docker) or the docker context's, and DOCKER_TLS_VERIFY.",
             ) from None
         raise EngineUnreachable(
             f"No Docker engine answers at {endpoint}.",
@@ -158,30 +183,29 @@ def _single_file_tar(archive: bytes, name: str) -> bytes:
 
 
 class _EngineReader(io.RawIOBase):
-    """A streamed response body as a file; transport errors become EngineGone."""
+    """A streamed response body as a file; transport errors become EngineGone.
 
-    def __init__(self, raw: Any, endpoint: str) -> None:
-        # urllib3's readinto reads into a new bytes object and copies it (and joins HTTP chunks
-        # first): about 250 MB/s here. The http.client response beneath it decodes the chunked
-        # body straight into our buffer, several times faster; use it where it is there.
-        fp = getattr(raw, "_fp", None)
-        self._raw = fp if fp is not None and hasattr(fp, "readinto") else raw
+    The http.client response beneath decodes the chunked body straight into our buffer.
+    """
+
+    def __init__(self, stream: Streamed, endpoint: str, what: str) -> None:
+        self._stream = stream
         self._endpoint = endpoint
+        self._what = what
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         try:
-            return int(self._raw.readinto(buffer) or 0)
-        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
-            raise EngineGone(f"The engine at {self._endpoint} stopped sending the image: {exc}.",
+            return self._stream.readinto(buffer)
+        except NoAnswer as exc:
+            raise EngineGone(f"The engine at {self._endpoint} stopped sending {self._what}: {exc}.",
                              "Run the command again once the engine answers.") from None
-        except Exception as exc:  # urllib3's ProtocolError and friends: the stream broke
-            if type(exc).__module__.startswith("urllib3"):
-                raise EngineGone(f"The engine at {self._endpoint} broke off the image stream: {exc}.",
-                                 "Run the command again; check the engine's log if it persists.") from None
-            raise
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 class DockerSidecar:
@@ -200,7 +224,7 @@ class DockerSidecar:
         self.exited = False
 
     def resize(self, rows: int, cols: int) -> None:
-        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+        with contextlib.suppress(EngineError):
             self._runtime.api.resize(self.id, height=rows, width=cols)
 
     def wait(self) -> int:
@@ -219,10 +243,10 @@ class DockerSidecar:
                     result = api.wait(self.id, timeout=3 if tty else 60)
                     self.exited = True
                     return int(result.get("StatusCode", 125))
-                except requests.exceptions.RequestException:
+                except NoAnswer:
                     try:
                         running = bool(api.inspect_container(self.id)["State"]["Running"])
-                    except requests.exceptions.RequestException:
+                    except NoAnswer:
                         raise EngineGone(
                             f"The Docker engine at {self._runtime.endpoint} stopped answering.",
                             "When it is back, run 'distrodebug cleanup' to remove what this "
@@ -278,10 +302,15 @@ class WarmExec:
         watcher = self._watcher
 
         def run() -> None:
-            try:
-                watcher.wait(self.id, timeout=None)
-            except Exception:  # noqa: BLE001 (closed by remove(), or the engine went away)
-                return
+            while not self.exited:
+                try:
+                    watcher.wait(self.id, timeout=30)
+                    break
+                except NoAnswer as exc:
+                    if not exc.timeout:
+                        return  # the engine went away: the session's own calls say so
+                except EngineError:
+                    return
             if not self.exited and self.stream is not None:
                 self.sidecar_died = True
                 self.stream.abort()
@@ -318,9 +347,9 @@ class WarmExec:
         api = self._runtime.api
         try:
             self._end(api)
-        except docker.errors.APIError:
+        except APIError:
             pass  # the sidecar is gone, and its commands with it
-        except requests.exceptions.RequestException:
+        except NoAnswer:
             raise EngineGone(
                 f"The Docker engine at {self._runtime.endpoint} stopped answering, so the command "
                 f"this session ran in the warm sidecar {self.id[:12]} may still run.",
@@ -332,7 +361,7 @@ class WarmExec:
             return
         killer = api.exec_create(self.id, ["/bin/sh", "-c", warm.KILL_SCRIPT],
                                  environment={"DD_KILL": self.token}, stdout=False, stderr=False)
-        api.exec_start(killer["Id"], detach=True)
+        api.exec_start_detached(killer["Id"])
         deadline = time.monotonic() + STOP_GRACE + 2
         while time.monotonic() < deadline and api.exec_inspect(self.exec_id).get("Running"):
             time.sleep(0.05)
@@ -347,7 +376,7 @@ class DockerRelay:
         self.id = ""
         #: Held open for the relay's life: its idle command ends when this closes (we died).
         self.keepalive: Any = None
-        # The SDK's connection pool is not safe across threads for hijacked exec sockets; the
+        # One exec set-up at a time (the client would open a connection per concurrent call); the
         # calls are short, the streams that follow run in parallel.
         self._lock = threading.Lock()
 
@@ -356,8 +385,8 @@ class DockerRelay:
         with self._lock, translate(self._runtime.endpoint, f"connecting to port {port}"):
             created = api.exec_create(self.id, [*self._spec.connect_argv, str(port)], stdin=True,
                                       stdout=True, stderr=True, tty=False)
-            sock = api.exec_start(created["Id"], socket=True)
-        return DockerStream(getattr(sock, "_sock", sock), False)
+            sock = api.exec_start(created["Id"])
+        return DockerStream(sock, False)
 
     def remove(self) -> None:
         if self.keepalive is not None:
@@ -372,23 +401,16 @@ class DockerRuntime:
     kind = "docker"
 
     def __init__(self, endpoint: str | None = None) -> None:
-        base_url, tls = (endpoint, None) if endpoint else _endpoint_from_env()
-        self.endpoint = base_url
+        found = _endpoint(endpoint)
+        self.endpoint = found.url
         self._engine: EngineName | None = None
-        self._tls = tls
+        # Nothing is sent yet: the first request connects (and says if nothing answers).
+        self._found = found
         self.api = self.new_api()
 
-    def new_api(self) -> Any:
-        """A client of the engine with a connection of its own (a watcher's, in a thread)."""
-        with translate(self.endpoint):
-            kwargs: dict[str, Any] = {"base_url": self.endpoint, "version": API_VERSION, "timeout": 60}
-            if self._tls is not None:
-                kwargs["tls"] = self._tls
-            tls_env = os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH")
-            if self._tls is None and tls_env:
-                # DOCKER_HOST with TLS material: let the SDK read the certificates as the CLI does.
-                return docker.from_env(version=API_VERSION).api
-            return docker.APIClient(**kwargs)
+    def new_api(self) -> EngineClient:
+        """A client of the same engine with connections of its own (a watcher's, in a thread)."""
+        return EngineClient(self._found, version=API_VERSION)
 
     # -- targets -------------------------------------------------------------------------------
     def inspect(self, target: Target) -> TargetInfo:
@@ -397,14 +419,14 @@ class DockerRuntime:
         with translate(self.endpoint, f"container '{target.name}'"):
             try:
                 data = self.api.inspect_container(target.name)
-            except docker.errors.NotFound:
+            except NotFound:
                 # Podman answers an ID prefix that matches several containers with 404 (Docker
                 # says "multiple IDs found"): tell the two apart ourselves.
                 if all(c in "0123456789abcdef" for c in target.name) and len(
                         [c for c in self.api.containers(all=True) if c["Id"].startswith(target.name)]) > 1:
                     raise self._ambiguous(target.name) from None
                 raise self._not_found(target.name) from None
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 if "multiple ids" in _explain(exc).lower():
                     raise self._ambiguous(target.name) from None
                 raise
@@ -523,9 +545,9 @@ class DockerRuntime:
     def target_state(self, info: TargetInfo) -> str:
         try:
             return str(self.api.inspect_container(info.id)["State"]["Status"])
-        except docker.errors.NotFound:
+        except NotFound:
             return "removed"
-        except (docker.errors.APIError, requests.exceptions.RequestException):
+        except EngineError:
             return "unknown"
 
     # -- images --------------------------------------------------------------------------------
@@ -535,7 +557,7 @@ class DockerRuntime:
         with translate(self.endpoint, f"{purpose} '{ref}'"):
             try:
                 data = self.api.inspect_image(ref)
-            except docker.errors.NotFound:
+            except NotFound:
                 notice(f"distrodebug: pulling {purpose} {ref} ...")
                 data = self._pull(ref, purpose)
         labels = (data.get("Config") or {}).get("Labels") or {}
@@ -544,10 +566,10 @@ class DockerRuntime:
     def _pull(self, ref: str, purpose: str) -> dict[str, Any]:
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
         try:
-            for _ in self.api.pull(repo, tag=tag or None, stream=True, decode=True):
+            for _ in self.api.pull(repo, tag=tag or None):
                 pass
             return dict(self.api.inspect_image(ref))
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except EngineError as exc:
             hint = (
                 "Build the default toolbox offline with 'distrodebug toolbox build', or load one "
                 "with 'docker load -i busybox.tar', or choose another with --image or "
@@ -574,7 +596,7 @@ class DockerRuntime:
         with translate(self.endpoint, f"image '{ref}'"):
             try:
                 return dict(self.api.inspect_image(ref))
-            except docker.errors.NotFound:
+            except NotFound:
                 raise NoSuchTarget(
                     f"The image '{ref}' is not on the engine at {self.endpoint}.",
                     "'distrodebug image' reads images that are already local and never pulls: "
@@ -586,19 +608,18 @@ class DockerRuntime:
         """The image as ``docker save`` writes it, streamed as it comes; the engine stops producing
         it as soon as the block ends (the connection is closed, read to the end or not)."""
         with translate(self.endpoint, f"saving image {image_id[:19]}"):
-            # get_image() hands out a generator that cannot close its response; the same request
-            # made here can be.
-            response = self.api._get(self.api._url("/images/{0}/get", image_id), stream=True)
-            self.api._raise_for_status(response)
+            stream = self.api.export_image(image_id)
+        reader = io.BufferedReader(_EngineReader(stream, self.endpoint, "the image"),
+                                   buffer_size=1 << 20)
         try:
-            yield io.BufferedReader(_EngineReader(response.raw, self.endpoint), buffer_size=1 << 20)
+            yield reader
         finally:
-            response.close()
+            reader.close()
 
     def image_labels(self, ref: str) -> dict[str, str] | None:
         try:
             return dict((self.api.inspect_image(ref).get("Config") or {}).get("Labels") or {})
-        except docker.errors.NotFound:
+        except NotFound:
             return None
 
     def tag_image(self, image: str, ref: str) -> None:
@@ -616,8 +637,7 @@ class DockerRuntime:
                 kwargs = relay_kwargs(spec, name)
                 kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
                 relay.id = self.api.create_container(**kwargs)["Id"]
-                sock = self.api.attach_socket(relay.id, params={"stdin": 1, "stream": 1})
-                relay.keepalive = getattr(sock, "_sock", sock)
+                relay.keepalive = self.api.attach_socket(relay.id, params={"stdin": 1, "stream": 1})
                 self.api.start(relay.id)
         except BaseException:
             relay.remove()
@@ -665,8 +685,8 @@ class DockerRuntime:
                     created = api.exec_create(container, list(argv), stdin=spec.stdin, stdout=True,
                                               stderr=True, tty=False)
                     started.exec_id = created["Id"]
-                    sock = api.exec_start(started.exec_id, socket=True)
-                except docker.errors.APIError as exc:
+                    sock = api.exec_start(started.exec_id)
+                except APIError as exc:
                     # It reached its idle limit, or its target stopped, since we looked: once more.
                     if attempt or exc.status_code not in (404, 409):
                         raise
@@ -690,7 +710,7 @@ class DockerRuntime:
             held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
             try:
                 holder.id = self.api.create_container(**kwargs)["Id"]
-            except docker.errors.APIError:
+            except APIError:
                 holder.id = ""
                 return None  # the cold path says what is wrong, with its Podman fallbacks
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -700,7 +720,7 @@ class DockerRuntime:
                 self._require_shell(holder.id, dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv)))
             try:
                 self.api.start(holder.id)
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 raise self._start_failed(exc, info) from None
         except BaseException:
             with _signals_held():
@@ -735,7 +755,7 @@ class DockerRuntime:
                 kwargs["host_config"] = self.api.create_host_config(**host)
                 try:
                     created = self.api.create_container(**kwargs)
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     # Podman reports IpcMode "shareable" for a target created with a private IPC
                     # namespace, then refuses to join it ("non-shareable IPC"): go without IPC.
                     if "ipc_mode" not in host or "non-shareable ipc" not in _explain(exc).lower():
@@ -754,10 +774,10 @@ class DockerRuntime:
                     params={"stdin": int(spec.stdin), "stdout": 1, "stderr": 1, "stream": 1,
                             "detachKeys": settings.DETACH_KEYS},
                 )
-                sidecar.stream = DockerStream(getattr(sock, "_sock", sock), spec.tty)
+                sidecar.stream = DockerStream(sock, spec.tty)
                 try:
                     self.api.start(sidecar.id)
-                except docker.errors.APIError as exc:
+                except APIError as exc:
                     raise self._start_failed(exc, info) from None
         except BaseException:
             with _signals_held():
@@ -780,7 +800,7 @@ class DockerRuntime:
             data = self.api.inspect_image(settings.DEFAULT_IMAGE)
             path = ((data.get("Config") or {}).get("Labels") or {}).get(ours.REAPER)
             if not path:
-                raise docker.errors.NotFound("no reaper label")
+                raise NotFound(404, "no reaper label")
             cached = _reaper_cache(str(data["Id"]))
             with contextlib.suppress(OSError):
                 return cached.read_bytes()
@@ -792,10 +812,11 @@ class DockerRuntime:
                                           labels=labels)
             try:
                 stream, _ = self.api.get_archive(holder, path)
-                taken = b"".join(stream)
+                with stream:
+                    taken = stream.read()
             finally:
                 self.remove_objects([("container", holder)])
-        except docker.errors.APIError:
+        except APIError:
             sidecar.notes.append(
                 f"the debug image has no subreaper ({ours.REAPER}) and the default toolbox "
                 f"{settings.DEFAULT_IMAGE} is not on the engine to lend one: processes the "
@@ -813,15 +834,15 @@ class DockerRuntime:
         """The lent reaper starts in any image: say plainly when the image has no shell for it
         to run, as the engine does for an image without one as its first process."""
         shell = spec.argv[1]
-        answer = self.api.head(self.api._url("/containers/{0}/archive", container_id),
-                                params={"path": shell})
-        if answer.status_code == 404:
+        try:
+            self.api.archive_stat(container_id, shell)
+        except NotFound:
             raise SidecarFailed(
                 f"The debug sidecar did not start: the debug image {spec.image} has no {shell}.",
                 "Check that the debug image has /bin/sh (see --image), and the engine's log.",
-            )
+            ) from None
 
-    def _start_failed(self, exc: docker.errors.APIError, info: TargetInfo) -> DistrodebugError:
+    def _start_failed(self, exc: APIError, info: TargetInfo) -> DistrodebugError:
         text = _explain(exc)
         if "is restarting" in text or "is not running" in text or "is paused" in text:
             return TargetChanged(
@@ -870,13 +891,13 @@ class DockerRuntime:
         """Stop a container with STOP_GRACE seconds to end on its own; a gone one is fine."""
         try:
             self.api.stop(ident, timeout=STOP_GRACE)
-        except docker.errors.NotFound:
+        except NotFound:
             pass
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             if "no such" not in _explain(exc).lower():  # a removal already under way says this
                 raise EngineGone(f"Could not stop the container {ident[:19]}: {_explain(exc)}.",
                                  "Run 'distrodebug cleanup' to remove it.") from None
-        except requests.exceptions.RequestException:
+        except NoAnswer:
             raise EngineGone(
                 f"The Docker engine at {self.endpoint} stopped answering, so the container "
                 f"{ident[:19]} this command made could not be removed.",
@@ -914,9 +935,9 @@ class DockerRuntime:
                 elif kind == "volume":
                     self.api.remove_volume(ident, force=True)
                 return
-            except docker.errors.NotFound:
+            except NotFound:
                 return
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 text = _explain(exc)
                 if "no such" in text.lower():
                     return
@@ -925,7 +946,7 @@ class DockerRuntime:
                     continue
                 raise EngineGone(f"Could not remove the {kind} {ident[:19]}: {text}.",
                                  "Run 'distrodebug cleanup' to try again.") from None
-            except requests.exceptions.RequestException:
+            except NoAnswer:
                 raise EngineGone(
                     f"The Docker engine at {self.endpoint} stopped answering, so the {kind} "
                     f"{ident[:19]} this command made could not be removed.",
@@ -977,7 +998,7 @@ class DockerRuntime:
         with translate(self.endpoint, "reading the container's logs"):
             try:
                 data = self.api.logs(container_id, tail=tail, timestamps=True)
-            except docker.errors.APIError:
+            except APIError:
                 return ""  # log driver "none" and friends keep nothing to read
         return bytes(data).decode("utf-8", "replace")
 
@@ -998,10 +1019,15 @@ class DockerRuntime:
                                                     entrypoint=["/"], command=[])["Id"]
             try:
                 try:
-                    stream, _ = self.api.get_archive(created or info.id, path, chunk_size=1 << 20)
-                except docker.errors.NotFound:
+                    stream, _ = self.api.get_archive(created or info.id, path)
+                except NotFound:
                     raise NoSuchTarget(f"'{path}' does not exist in {info.name}.", "") from None
-                yield io.BufferedReader(ChunkReader(stream), buffer_size=1 << 20)
+                reader = io.BufferedReader(_EngineReader(stream, self.endpoint, f"'{path}'"),
+                                           buffer_size=1 << 20)
+                try:
+                    yield reader
+                finally:
+                    reader.close()
             finally:
                 if created:
                     self.remove_objects([("container", created)])
@@ -1011,15 +1037,15 @@ class DockerRuntime:
         with translate(self.endpoint, f"writing into '{into}' of '{info.name}'"):
             try:
                 self.api.put_archive(info.id, into, source)
-            except docker.errors.NotFound:
+            except NotFound:
                 raise NoSuchTarget(f"The directory '{into}' does not exist in {info.name}.",
                                    "Create it first, or copy into an existing directory.") from None
 
     def is_dir(self, info: TargetInfo, path: str) -> bool:
         """True when ``path`` is a directory in a (stopped) container."""
         try:
-            _, stat = self.api.get_archive(info.id, path, chunk_size=1)
-        except docker.errors.NotFound:
+            stat = self.api.archive_stat(info.id, path)
+        except NotFound:
             return False
         return bool(int(stat.get("mode", 0)) & (1 << 31))  # Go's os.ModeDir
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import socket
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from distrodebug.model import STDERR, STDOUT
@@ -116,7 +115,13 @@ class DockerStream:
 
     def close_write(self) -> None:
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
+            if isinstance(self._sock, socket.socket):
+                # An SSL socket's own shutdown() drops its TLS state, and every later read would
+                # return ciphertext: half-close the TCP connection beneath it, as the docker CLI
+                # does, and go on reading the output through TLS.
+                socket.socket.shutdown(self._sock, socket.SHUT_WR)
+            else:
+                self._sock.shutdown(socket.SHUT_WR)
 
     def abort(self) -> None:
         """End the stream from another thread: a read blocked on it returns as at its end."""
@@ -128,24 +133,3 @@ class DockerStream:
         with contextlib.suppress(OSError):
             self._sock.close()
 
-
-class ChunkReader(io.RawIOBase):
-    """An iterator of byte chunks as a readable file."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
