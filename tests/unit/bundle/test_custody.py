@@ -1,0 +1,103 @@
+"""The custody record (redacted command line, phases in order) and the custody log (append-only
+lines, hash chain, no symlink or hard link followed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from distrodebug.bundle import custody
+from distrodebug.bundle.format import verify_bundle
+from distrodebug.bundle.options import DumpOptions
+from distrodebug.bundle.redact import REDACTED
+from distrodebug.bundle.writer import DumpInfo, write_bundle
+
+
+def test_command_line_hides_the_key_and_secrets() -> None:
+    argv = ["distrodebug", "dump", "web", "-f", "x.tar", "--sign", "/home/me/.ssh/id_ed25519",
+            "--sign=/k", "DB_PASSWORD=hunter2", "--token", "abc"]
+    line = custody.command_line(argv)
+    assert "/home/me/.ssh/id_ed25519" not in line and "/k" not in " ".join(line)
+    assert line[5:8] == ["--sign", "<private key, not recorded>", "--sign=<private key, not recorded>"]
+    assert f"DB_PASSWORD={REDACTED}" in line and "hunter2" not in line and "abc" not in line
+
+
+def test_record_phases_and_finish() -> None:
+    record = custody.Record(["distrodebug", "dump"], target={"container_id": "c1"})
+    with record.phase("identity", "inspect"):
+        pass
+    record.skipped("volatile", "processes", "the target is exited")
+    with pytest.raises(RuntimeError), record.phase("records", "logs"):
+        raise RuntimeError("boom")
+    record.phase_started("filesystem", "files")
+    done = record.finish()
+    names = [(p["name"], p["status"]) for p in done["phases"]]
+    assert names == [("identity", "ok"), ("volatile", "skipped: the target is exited"),
+                     ("records", "failed"), ("filesystem", "ok")]
+    assert all(p["ended"] for p in done["phases"])
+    assert done["started"] <= done["phases"][0]["started"] <= done["ended"]
+    assert done["collector"]["uid"] == os.getuid() and done["target"] == {"container_id": "c1"}
+    assert done["clock"]["synchronized"] in (True, False, None)
+    assert custody.target_record({"container_id": "c", "labels": {"a": "b"}, "pod_uid": "u"}) == {
+        "container_id": "c", "pod_uid": "u"}
+
+
+def test_writer_puts_the_record_in_the_manifest(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"web\n"))
+    record = custody.Record(["distrodebug", "dump"])
+    record.phase_started("filesystem", "files")
+    out = tmp_path / "b.tar"
+    result = write_bundle(out, io.BytesIO(buf.getvalue()), DumpInfo(custody=record.finish),
+                          DumpOptions())
+    with tarfile.open(out) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest["custody"]["phases"][0]["name"] == "filesystem"
+    verified = verify_bundle(out)
+    assert verified.ok and verified.digest == result.digest
+    assert verified.custody == manifest["custody"]
+
+
+def test_log_appends_lines_in_a_chain(tmp_path: Path) -> None:
+    bundle = tmp_path / "b.tar"
+    first = custody.append(bundle, "collected", "ok", "ab" * 32, {"bundle": "b.tar"})
+    custody.append(bundle, "verified", "ok", "ab" * 32)
+    custody.append(bundle, "extracted", "failed", "ab" * 32, {"dest": "/x"})
+    path = custody.log_path(bundle)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert first["prev"] is None and first["digest"] == "sha256:" + "ab" * 32
+    log = custody.read_log(bundle)
+    assert log.chain_ok and [e["action"] for e in log.entries] == ["collected", "verified", "extracted"]
+    lines = path.read_bytes().splitlines()
+    path.write_bytes(b"\n".join([lines[0], lines[2]]) + b"\n")  # a line removed in the middle
+    broken = custody.read_log(bundle)
+    assert not broken.chain_ok and "line 2" in broken.problem
+    assert custody.read_log(tmp_path / "none.tar").problem == "no custody log"
+
+
+def test_log_refuses_symlinks_and_hard_links(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    bundle = tmp_path / "b.tar"
+    custody.log_path(bundle).symlink_to(victim)
+    with pytest.raises(custody.LogRefused, match="symbolic link"):
+        custody.append(bundle, "verified", "ok", None)
+    dangling = tmp_path / "c.tar"
+    custody.log_path(dangling).symlink_to(tmp_path / "would-be-created")
+    warnings: list[str] = []
+    custody.record_safely(dangling, "verified", "ok", None, None, warnings.append)
+    assert warnings and not (tmp_path / "would-be-created").exists()
+    linked = tmp_path / "d.tar"
+    os.link(victim, custody.log_path(linked))
+    with pytest.raises(custody.LogRefused, match="one link"):
+        custody.append(linked, "verified", "ok", None)
+    assert victim.read_text() == "keep\n"
+    assert not custody.read_log(bundle).chain_ok
