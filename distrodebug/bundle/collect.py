@@ -13,7 +13,7 @@ UTC start and end go into the custody record (custody.py), so the order is evide
 
 from __future__ import annotations
 
-import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -96,6 +96,10 @@ def _seal(result: DumpResult, out: Path, signer: SigningKey | None) -> None:
             result.warnings.append("the bundle went to a stream, not a file: it was not signed")
         return
     detail: dict[str, object] = {"bundle": out.name}
+    stale = signature.sig_path(out)
+    if signer is None and os.path.lexists(stale):
+        result.warnings.append(f"{stale} belongs to an earlier bundle of that name and does not "
+                               "sign this one; remove it, or dump again with --sign")
     if signer is not None:
         sig = signature.sign_bundle(out, result.digest, signer)
         result.signature = str(sig)
@@ -144,11 +148,6 @@ def _dump(
         with runtime.read_archive(info, "/") as stream:
             return write_bundle(out, stream, dump_info, options, progress)
 
-    request = session.SessionRequest(
-        target=target, command=_in_sidecar(info.pid, procinfo.COLLECT_SCRIPT), stdin=False,
-        outside_target=True, job="read",
-    )
-
     changed = list(changes) if options.changed_only and changes is not None else []
     script = dumpscript.fs_stream_script(options, changed)
     skips = _SkipCollector(skipped)
@@ -156,7 +155,10 @@ def _dump(
     def write(stream: BinaryIO, _plan: session.Plan) -> DumpResult:
         return write_bundle(out, stream, dump_info, options, progress)
 
-    request = dataclasses.replace(request, command=_in_sidecar(info.pid, script))
+    request = session.SessionRequest(
+        target=target, command=_in_sidecar(info.pid, script), stdin=False, outside_target=True,
+        job="read",
+    )
     result, code, _, _ = capture.capture(request, runtime, settings, ui, write, on_stderr=skips)
     if code != 0:
         result.warnings.append(f"the dump script in the sidecar exited with status {code}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -262,6 +263,11 @@ def load_key(data: bytes, passphrase: Callable[[], bytes | None] | None = None) 
     if not openssh and b"PRIVATE KEY-----" not in data:
         raise SigError("it is not a private key file (a public key, or another format?)")
 
+    if openssh and _openssh_encrypted(data) and importlib.util.find_spec("bcrypt") is None:
+        # Said before any passphrase is asked: it could not be used.
+        raise SigError("it is encrypted, and decrypting OpenSSH keys needs the Python package "
+                       "'bcrypt', which is not installed")
+
     def load(password: bytes | None) -> Any:
         if openssh:
             return serialization.load_ssh_private_key(data, password)
@@ -289,3 +295,17 @@ def load_key(data: bytes, passphrase: Callable[[], bytes | None] | None = None) 
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
         raise SigError(f"a {key.key_size}-bit RSA key is too weak; use 2048 bits or more")
     return SigningKey(key)
+
+
+def _openssh_encrypted(data: bytes) -> bool:
+    """True when an OpenSSH key file names a cipher other than "none" (its first field)."""
+    text = data.decode("ascii", "replace")
+    body = text.partition("-----BEGIN OPENSSH PRIVATE KEY-----")[2].partition("-----END")[0]
+    try:
+        raw = base64.b64decode("".join(body.split()))
+        reader = Reader(raw)
+        if reader.take(15) != b"openssh-key-v1\0":
+            return False
+        return reader.string() != b"none"
+    except (ValueError, SigError):
+        return False

@@ -60,6 +60,9 @@ def test_dump_running_target_with_volume(dd: Any, make_container: Any, python_im
     assert "hunter2" not in members["meta/inspect.json"].decode()
     processes = json.loads(members["meta/processes.json"])
     assert [p["cmdline"] for p in processes] == [["/usr/bin/python3.11", "app.py"]]
+    # The live environment is read with the processes, and redacted like the declared one.
+    assert "MODE=prod" in processes[0]["environ"] and "DB_PASSWORD=***REDACTED***" in processes[0]["environ"]
+    assert "hunter2" not in members["meta/processes.json"].decode()
     assert any(s.get("local_port") == 8080 for s in json.loads(members["meta/sockets.json"]))
 
     out = tmp_path / "out"

@@ -166,6 +166,11 @@ def test_custody_log_grows_per_verify_and_extract(dd: Any, make_container: Any, 
     assert shown["custody_log"]["chain_ok"] and len(shown["custody_log"]["entries"]) == 4
     assert shown["custody"]["target"]["container_id"] == target.id
 
+    if shutil.which("zstd"):  # the README's way to the digest with stock tools
+        shell = f"zstd -dc '{bundle}' | tar -xO manifest.json | sha256sum"
+        stock = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True)
+        assert f"sha256:{stock.stdout.split()[0]}" == digest
+
     text = dd("verify", str(bundle))
     assert "custody: collected by" in text.err and "chain intact" in text.err
     assert "phase volatile" in text.err and "phase filesystem" in text.err

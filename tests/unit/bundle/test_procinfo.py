@@ -178,6 +178,7 @@ def test_parse_collect_excludes_the_sidecar_and_matches_sockets() -> None:
     assert collected.complete
     assert [p["pid"] for p in collected.processes] == [1, 7]
     assert collected.processes[0]["cmdline"] == ["python3", "app.py"]
+    assert collected.processes[0]["environ"] is None  # a line without the environ field
     listen = next(s for s in collected.sockets if s["inode"] == 4242)
     assert listen["processes"] == [{"pid": 1, "fd": 3, "name": "python3"}]
     assert len(collected.mounts) == 4
@@ -196,3 +197,9 @@ def test_collect_script_is_valid_shell() -> None:
     if shell is None:
         return
     subprocess.run([shell, "sh", "-n", "-c", COLLECT_SCRIPT], check=True)
+
+
+def test_parse_collect_reads_the_live_environment() -> None:
+    line = _proc(1, 0, "app", b"app\0") + " " + _b(b"MODE=prod\0API_TOKEN=s3cr3t\0")
+    collected = parse_collect(f"DDCOLLECT 1\nSELF 9\n{line}\nP 2 - - - -\nEND\n")
+    assert collected.processes[0]["environ"] == ["MODE=prod", "API_TOKEN=s3cr3t"]

@@ -176,3 +176,24 @@ def test_check_bundle_signature(tmp_path: Path) -> None:
     path.unlink()
     assert signature.check(bundle, digest).ok  # none present, none asked for
     assert not signature.check(bundle, digest, str(signers)).ok
+
+
+@needs_ssh_keygen
+def test_encrypted_openssh_key_is_refused_before_any_prompt(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = _key(tmp_path, "ed25519", passphrase="correct horse")
+    asked: list[bool] = []
+
+    def passphrase() -> bytes:
+        asked.append(True)
+        return b"correct horse"
+
+    if importlib.util.find_spec("bcrypt") is None:
+        with pytest.raises(sshsig.SigError, match="bcrypt"):
+            sshsig.load_key(path.read_bytes(), passphrase)
+        assert not asked
+    else:
+        assert sshsig.load_key(path.read_bytes(), passphrase).public_key
+    assert sshsig._openssh_encrypted(path.read_bytes())
+    assert not sshsig._openssh_encrypted(_key(tmp_path, "ecdsa").read_bytes())
