@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from distrodebug.bundle import custody, signature
-from distrodebug.bundle.extract import ExtractResult
+from distrodebug.bundle.extract import ExtractResult, extract_bundle
 from distrodebug.bundle.format import VerifyResult, verify_bundle
-from distrodebug.errors import ExitCode
+from distrodebug.errors import BundleDamaged, ExitCode
 
 
 @dataclass
@@ -45,8 +45,15 @@ class Evidence:
 
 
 def verify(path: str | Path, signers: str | None = None, signature_file: str | None = None) -> Evidence:
-    """Recompute every hash, check the signature (against ``signers`` when given), log it."""
-    result = verify_bundle(path)
+    """Recompute every hash, check the signature (against ``signers`` when given), log it.
+
+    A bundle too damaged to read raises BundleDamaged, after its ``damaged`` line was logged.
+    """
+    try:
+        result = verify_bundle(path)
+    except BundleDamaged as exc:
+        _log_damage(path, "verified", exc)
+        raise
     check = signature.check(path, result.digest, signers, signature_file)
     evidence = Evidence(result, check, custody.Log(str(custody.log_path(path))))
     detail: dict[str, Any] = {
@@ -59,6 +66,27 @@ def verify(path: str | Path, signers: str | None = None, signature_file: str | N
                           evidence.warnings.append)
     evidence.log = custody.read_log(path)
     return evidence
+
+
+def extract(path: str | Path, dest: str | Path, force: bool = False) -> tuple[ExtractResult, list[str]]:
+    """:func:`extract_bundle`, logged; the result and the custody log's warnings."""
+    try:
+        result = extract_bundle(path, dest, force)
+    except BundleDamaged as exc:
+        _log_damage(path, "extracted", exc, {"dest": str(dest)})
+        raise
+    return result, record_extract(path, result)
+
+
+def _log_damage(path: str | Path, action: str, exc: BundleDamaged,
+                detail: dict[str, Any] | None = None) -> None:
+    if not Path(path).is_file():  # only a bundle that is there has a log beside it
+        return
+    warnings: list[str] = []
+    custody.record_safely(path, action, "damaged", None, {**(detail or {}), "why": exc.message},
+                          warnings.append)
+    if warnings:  # the error is what the user reads: it carries the warning
+        exc.hint = f"{exc.hint} ({'; '.join(warnings)})".strip()
 
 
 def record_extract(path: str | Path, result: ExtractResult) -> list[str]:

@@ -149,12 +149,11 @@ def extract(
 ) -> None:
     """Extract a bundle's filesystem safely: nothing lands outside DEST, no devices, no setuid."""
     json_out = wants_json(output)
-    from distrodebug.bundle.evidence import record_extract
-    from distrodebug.bundle.extract import extract_bundle
+    from distrodebug.bundle import evidence
     from distrodebug.cli import render
 
-    result = extract_bundle(bundle, dest, force)
-    for warning in record_extract(bundle, result):
+    result, warnings = evidence.extract(bundle, dest, force)
+    for warning in warnings:
         console.notice(f"distrodebug: warning: {console.printable(warning)}")
     if json_out:
         console.emit_json("extract", result.to_json())

@@ -28,6 +28,9 @@ def dump(result: DumpResult) -> None:
         f"{result.skipped} skipped, {result.redactions} values redacted, "
         f"{result.bundle_bytes} bytes on disk in {result.seconds:.1f}s"
     )
+    if result.signature:
+        console.notice(f"signed: {console.printable(result.signature)} (check it with "
+                       "'distrodebug verify BUNDLE --signer ALLOWED_SIGNERS' or ssh-keygen -Y verify)")
     if result.path == "-":  # stdout carries the bundle itself
         console.notice(f"sha256:{result.digest}  (stdout)")
     else:

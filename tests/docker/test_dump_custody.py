@@ -214,3 +214,37 @@ def test_encrypted_or_unusable_key_is_refused_before_the_dump(dd: Any, tmp_path:
     to_stdout = dd("dump", "no-such-container-xyz", "-f", "-", "--sign", str(key))
     assert to_stdout.code == 2 and "stdout cannot be signed" in to_stdout.err
     assert not (tmp_path / "x.tar").exists()
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH's ssh-keygen")
+def test_passphrase_of_an_encrypted_key_is_asked_on_the_terminal(toolbox: str, dd: Any,
+                                                                  make_container: Any,
+                                                                  static_image: str,
+                                                                  tmp_path: Path) -> None:
+    import sys
+
+    import pexpect
+
+    key = tmp_path / "id_pem"  # a PEM key: decrypting it needs no bcrypt
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-m", "PEM", "-N", "pass phrase", "-C", "pem@lab",
+                    "-f", str(key)], check=True)
+    target = make_container(static_image)
+    env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, "TERM": "xterm"}
+
+    def dump(bundle: Path, passphrase: str) -> tuple[int, str]:
+        child = pexpect.spawn(sys.executable, ["-m", "distrodebug", "dump", target.name, "-f",
+                                               str(bundle), "--sign", str(key)],
+                              env=env, encoding="utf-8", timeout=60)
+        child.expect("Passphrase for .*id_pem: ")
+        child.sendline(passphrase)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert "pass phrase" not in (child.before or "")  # not echoed
+        return child.exitstatus, child.before or ""
+
+    code, text = dump(tmp_path / "wrong.tar", "not it")
+    assert code == 2 and "wrong passphrase" in text and not (tmp_path / "wrong.tar").exists()
+    bundle = tmp_path / "b.tar"
+    code, text = dump(bundle, "pass phrase")
+    assert code == 0, text
+    assert dd("verify", str(bundle), "--signer", str(key.with_suffix(".pub"))).code == 0

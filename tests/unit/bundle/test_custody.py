@@ -101,3 +101,27 @@ def test_log_refuses_symlinks_and_hard_links(tmp_path: Path) -> None:
         custody.append(linked, "verified", "ok", None)
     assert victim.read_text() == "keep\n"
     assert not custody.read_log(bundle).chain_ok
+
+
+def test_a_damaged_bundle_is_logged_before_the_error(tmp_path: Path) -> None:
+    from distrodebug.bundle import evidence
+    from distrodebug.errors import BundleDamaged
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"web\n"))
+    out = tmp_path / "b.tar.zst"
+    write_bundle(out, io.BytesIO(buf.getvalue()), DumpInfo(), DumpOptions())
+    found = evidence.verify(out)
+    assert found.exit_code == 0 and found.log.entries[-1]["action"] == "verified"
+    out.write_bytes(out.read_bytes()[:-40])
+    with pytest.raises(BundleDamaged):
+        evidence.verify(out)
+    with pytest.raises(BundleDamaged):
+        evidence.extract(out, tmp_path / "x")
+    log = custody.read_log(out)
+    assert [(e["action"], e["result"]) for e in log.entries] == [
+        ("verified", "ok"), ("verified", "damaged"), ("extracted", "damaged")]
+    assert log.chain_ok and "truncated" in log.entries[1]["detail"]["why"]
