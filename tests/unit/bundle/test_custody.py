@@ -125,3 +125,16 @@ def test_a_damaged_bundle_is_logged_before_the_error(tmp_path: Path) -> None:
     assert [(e["action"], e["result"]) for e in log.entries] == [
         ("verified", "ok"), ("verified", "damaged"), ("extracted", "damaged")]
     assert log.chain_ok and "truncated" in log.entries[1]["detail"]["why"]
+
+
+def test_report_shows_the_custody_record(tmp_path: Path) -> None:
+    from distrodebug.bundle.report import render_html, summarize_bundle
+
+    record = custody.Record(["distrodebug", "dump", "<web>"], target={"container_id": "c1"})
+    record.phase_started("filesystem", "files")
+    out = tmp_path / "b.tar"
+    write_bundle(out, io.BytesIO(b"\0" * 1024), DumpInfo(custody=record.finish), DumpOptions())
+    summary = summarize_bundle(out)
+    assert summary.custody is not None and summary.custody["phases"][0]["name"] == "filesystem"
+    page = render_html(summary)
+    assert "Chain of custody" in page and "&lt;web&gt;" in page and "<web>" not in page
