@@ -21,6 +21,7 @@ import fnmatch
 import os
 import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +160,32 @@ def parse_signers(text: str) -> tuple[list[Allowed], list[str]]:
                 skip = True
             elif name.lower() == "namespaces":
                 entry.namespaces = [n for n in value.strip('"').split(",") if n]
+            elif name.lower() in ("valid-after", "valid-before"):
+                when = _signer_time(value.strip('"'))
+                now = datetime.now(UTC)
+                if when is None:
+                    notes.append(f"line {number}: cannot read {name}={value}")
+                    skip = True
+                elif (now < when) if name.lower() == "valid-after" else (now > when):
+                    notes.append(f"line {number}: the key is not valid now ({name}={value})")
+                    skip = True
         if not skip:
             allowed.append(entry)
     return allowed, notes
+
+
+def _signer_time(text: str) -> datetime | None:
+    """allowed_signers' YYYYMMDD[HHMM[SS]][Z] (local time unless Z), as ssh-keygen reads it."""
+    utc = text.endswith(("Z", "z"))
+    digits = text.rstrip("Zz")
+    formats = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    if not digits.isdigit() or len(digits) not in formats:
+        return None
+    try:
+        parsed = datetime.strptime(digits, formats[len(digits)])
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if utc else parsed.astimezone(UTC)
 
 
 @dataclass

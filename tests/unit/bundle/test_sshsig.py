@@ -197,3 +197,25 @@ def test_encrypted_openssh_key_is_refused_before_any_prompt(tmp_path: Path) -> N
         assert sshsig.load_key(path.read_bytes(), passphrase).public_key
     assert sshsig._openssh_encrypted(path.read_bytes())
     assert not sshsig._openssh_encrypted(_key(tmp_path, "ecdsa").read_bytes())
+
+
+def test_signers_validity_window_and_signature_symlink(tmp_path: Path) -> None:
+    key = _ed25519()
+    text = "\n".join([
+        f'old valid-before="20200101" {key.public_line}',
+        f'later valid-after="29991231235959Z" {key.public_line}',
+        f'now valid-after="20200101",valid-before="29990101Z" {key.public_line}',
+        f'bad valid-after="yesterday" {key.public_line}',
+    ])
+    allowed, notes = signature.parse_signers(text)
+    assert [a.principals for a in allowed] == ["now"]
+    assert len(notes) == 3 and any("cannot read" in n for n in notes)
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    bundle = tmp_path / "b.tar"
+    signature.sig_path(bundle).symlink_to(victim)
+    signature.sign_bundle(bundle, "ab" * 32, key)
+    assert victim.read_text() == "keep\n" and not signature.sig_path(bundle).is_symlink()
+    assert signature.check(bundle, "ab" * 32).valid
+    assert not list(tmp_path.glob(".*partial*"))
