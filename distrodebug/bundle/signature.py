@@ -20,6 +20,7 @@ import contextlib
 import fnmatch
 import os
 import secrets
+import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,16 @@ def ssh_keygen_command(bundle: str | Path, digest: str | None, signers: str | No
     """The stock OpenSSH command that checks the signature (shown by verify, in the README)."""
     return (f"echo sha256:{digest or 'DIGEST'} | ssh-keygen -Y verify -f {signers or 'allowed_signers'}"
             f" -I IDENTITY -n {NAMESPACE} -s {sig_path(bundle)}")
+
+
+def stock_digest_command(bundle: str | Path) -> str:
+    """A shell line that prints the manifest digest with stock tools (zstd, gzip, tar, sha256sum)."""
+    quoted = shlex.quote(str(bundle))
+    name = str(bundle).lower()
+    read = (f"zstd -dc {quoted} | tar -xO" if name.endswith(".zst")
+            else f"gzip -dc {quoted} | tar -xO" if name.endswith((".gz", ".tgz"))
+            else f"tar -xOf {quoted}")
+    return f"{read} manifest.json | sha256sum"
 
 
 def signer_record(key: sshsig.SigningKey) -> dict[str, str]:

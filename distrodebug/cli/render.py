@@ -14,6 +14,7 @@ from distrodebug.bundle.evidence import Evidence
 from distrodebug.bundle.extract import ExtractResult
 from distrodebug.bundle.format import VerifyResult
 from distrodebug.bundle.report import Summary
+from distrodebug.bundle.signature import stock_digest_command
 from distrodebug.bundle.writer import DumpResult
 from distrodebug.cleanup import Item
 from distrodebug.cli import console
@@ -123,6 +124,7 @@ def _signature(found: Evidence) -> None:
         console.notice(f"  signers file: {show(note)}")
     if sig.present:
         console.notice(f"  check with OpenSSH: {show(sig.ssh_keygen)}")
+        console.notice(f"  the digest without distrodebug: {show(stock_digest_command(found.result.path))}")
 
 
 def extract(result: ExtractResult) -> None:

@@ -99,6 +99,9 @@ def test_signed_dump_verifies_with_ssh_keygen_and_signer(dd: Any, make_container
     assert verified.code == 0, verified.err
     assert "signature: GOOD" in verified.err and "investigator@lab" in verified.err
     assert f"echo sha256:{digest} | ssh-keygen -Y verify" in verified.err
+    stock = verified.err.split("the digest without distrodebug: ")[1].splitlines()[0]
+    derived = subprocess.run(["sh", "-c", stock], capture_output=True, text=True, check=True).stdout
+    assert derived.split()[0] == digest
     assert dd("verify", str(bundle), "--signer", str(key.with_suffix(".pub"))).code == 0
 
     # A key the signers file does not trust: exit 3.
