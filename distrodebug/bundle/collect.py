@@ -22,7 +22,7 @@ from distrodebug import capture, session, sidecar, terminal
 from distrodebug.bundle import custody, procinfo, signature
 from distrodebug.bundle import script as dumpscript
 from distrodebug.bundle.options import DumpOptions, SkippedEntry
-from distrodebug.bundle.sshsig import SigningKey
+from distrodebug.bundle.sshsig import Signer
 from distrodebug.bundle.writer import DumpInfo, DumpResult, write_bundle
 from distrodebug.errors import BundleError, Interrupted
 from distrodebug.model import DebugOptions, TargetInfo
@@ -63,7 +63,7 @@ def dump(
     progress: Progress | None = None,
     *,
     command: tuple[str, ...] = (),
-    signer: SigningKey | None = None,
+    signer: Signer | None = None,
 ) -> DumpResult:
     """Write the bundle for ``target`` to ``out`` and return what was written.
 
@@ -89,7 +89,7 @@ def dump(
     return result
 
 
-def _seal(result: DumpResult, out: Path, signer: SigningKey | None) -> None:
+def _seal(result: DumpResult, out: Path, signer: Signer | None) -> None:
     """Sign the digest beside a bundle written to a file, and start its custody log."""
     if str(out) == "-" or not out.is_file():
         if signer is not None:
@@ -101,7 +101,12 @@ def _seal(result: DumpResult, out: Path, signer: SigningKey | None) -> None:
         result.warnings.append(f"{stale} belongs to an earlier bundle of that name and does not "
                                "sign this one; remove it, or dump again with --sign")
     if signer is not None:
-        sig = signature.sign_bundle(out, result.digest, signer)
+        try:
+            sig = signature.sign_bundle(out, result.digest, signer)
+        except BundleError:
+            custody.record_safely(out, "collected", "ok", result.digest,
+                                  {**detail, "signature": "failed"}, result.warnings.append)
+            raise
         result.signature = str(sig)
         detail["signature"] = sig.name
     custody.record_safely(out, "collected", "ok", result.digest, detail, result.warnings.append)

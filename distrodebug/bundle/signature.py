@@ -60,13 +60,20 @@ def stock_digest_command(bundle: str | Path) -> str:
     return f"{read} manifest.json | sha256sum"
 
 
-def signer_record(key: sshsig.SigningKey) -> dict[str, str]:
+def signer_record(key: sshsig.Signer) -> dict[str, str]:
     return {"public_key": key.public_line, "fingerprint": key.fingerprint, "namespace": NAMESPACE}
 
 
-def sign_bundle(bundle: Path, digest: str, key: sshsig.SigningKey) -> Path:
+def sign_bundle(bundle: Path, digest: str, key: sshsig.Signer) -> Path:
     """Write ``BUNDLE.sig`` (mode 0600, replaced whole, never written through a symlink)."""
-    armored = key.sign(message(digest), NAMESPACE).armor().encode()
+    try:
+        armored = key.sign(message(digest), NAMESPACE).armor().encode()
+    except sshsig.SigError as exc:
+        raise BundleError(
+            f"The bundle {bundle} was written, but signing it failed: {exc}.",
+            f"The bundle is complete and verifies; sign it afterwards: echo sha256:{digest} | "
+            f"ssh-keygen -Y sign -f KEY -n {NAMESPACE} > {sig_path(bundle)}",
+        ) from None
     path = sig_path(bundle)
     tmp = path.parent / f".{path.name}.partial-{secrets.token_hex(4)}"
     try:
@@ -82,14 +89,15 @@ def sign_bundle(bundle: Path, digest: str, key: sshsig.SigningKey) -> Path:
             tmp.unlink()
         raise BundleError(
             f"The bundle {bundle} was written, but its signature {path} could not be: {exc.strerror}.",
-            f"Sign it with OpenSSH: echo sha256:{digest} | ssh-keygen -Y sign -f KEY -n {NAMESPACE}"
-            f" > {path}",
+            f"The bundle is complete and verifies; sign it with OpenSSH: echo sha256:{digest} | "
+            f"ssh-keygen -Y sign -f KEY -n {NAMESPACE} > {path}",
         ) from None
     return path
 
 
-def load_signing_key(path: str, passphrase: Any = None) -> sshsig.SigningKey:
-    """The private key in ``path``; BundleError (usage) saying what is wrong with it."""
+def load_signing_key(path: str, passphrase: Any = None) -> sshsig.Signer:
+    """What signs for ``path``: a private key file, or a public key whose private half an
+    ssh-agent holds (signed through ssh-keygen); UsageError saying what is wrong with it."""
     from distrodebug.errors import UsageError
 
     try:
@@ -99,12 +107,15 @@ def load_signing_key(path: str, passphrase: Any = None) -> sshsig.SigningKey:
         raise UsageError(f"Cannot read the signing key {path}: {exc.strerror}.",
                          "Give --sign an SSH private key file such as ~/.ssh/id_ed25519.") from None
     try:
+        if b"PRIVATE KEY-----" not in data:
+            return sshsig.agent_key(path, data.decode("utf-8", "replace"))
         return sshsig.load_key(data, passphrase)
     except sshsig.SigError as exc:
         raise UsageError(
             f"Cannot sign with {path}: {exc}.",
-            "Use an unencrypted Ed25519, ECDSA or RSA key for --sign, or sign afterwards with "
-            f"your agent: echo sha256:DIGEST | ssh-keygen -Y sign -f KEY -n {NAMESPACE} > BUNDLE.sig",
+            "Give --sign an Ed25519, ECDSA or RSA private key file, or the .pub file of a key your "
+            "ssh-agent holds (ssh-add KEY); or sign afterwards: echo sha256:DIGEST | ssh-keygen -Y "
+            f"sign -f KEY -n {NAMESPACE} > BUNDLE.sig",
         ) from None
 
 

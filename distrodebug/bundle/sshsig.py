@@ -30,7 +30,7 @@ import importlib.util
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 MAGIC = b"SSHSIG"
 VERSION = 1
@@ -211,6 +211,20 @@ def verify(sig: Signature, message: bytes, namespace: str) -> None:
 # -- signing keys --------------------------------------------------------------------------------
 
 
+class Signer(Protocol):
+    """What signs: a private key read here, or an agent reached through ssh-keygen."""
+
+    public_key: bytes
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def public_line(self) -> str: ...
+
+    def sign(self, message: bytes, namespace: str) -> Signature: ...
+
+
 class SigningKey:
     """A private key that signs SSHSIG signatures; only its public half is ever shown."""
 
@@ -309,3 +323,82 @@ def _openssh_encrypted(data: bytes) -> bool:
         return reader.string() != b"none"
     except (ValueError, SigError):
         return False
+
+
+class AgentKey:
+    """A key held by ssh-agent (or a token behind it): ``ssh-keygen -Y sign -f PUBLIC_KEY`` signs,
+    and the result is checked here against that public key before it is used."""
+
+    def __init__(self, public_file: str, public_key: bytes, ssh_keygen: str) -> None:
+        self.public_file = public_file
+        self.public_key = public_key
+        self.ssh_keygen = ssh_keygen
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key)
+
+    @property
+    def public_line(self) -> str:
+        return public_line(self.public_key)
+
+    def sign(self, message: bytes, namespace: str) -> Signature:
+        import subprocess
+
+        try:
+            done = subprocess.run([self.ssh_keygen, "-q", "-Y", "sign", "-f", self.public_file, "-n",
+                                   namespace], input=message, capture_output=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SigError(f"ssh-keygen -Y sign did not run ({exc})") from None
+        if done.returncode != 0:
+            why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise SigError(f"ssh-keygen -Y sign failed: {why[-1] if why else done.returncode}")
+        sig = parse(done.stdout)
+        if sig.public_key != self.public_key:
+            raise SigError("the agent signed with another key than the one asked for")
+        verify(sig, message, namespace)
+        return sig
+
+
+def parse_public_key(text: str) -> bytes:
+    """The wire blob of the first ``TYPE BASE64 [comment]`` line; SigError when there is none."""
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] in KEY_TYPES:
+            try:
+                blob = base64.b64decode(fields[1], validate=True)
+            except ValueError:
+                break
+            if key_type(blob) == fields[0]:
+                return blob
+            break
+    raise SigError("it is not an SSH public key line")
+
+
+def agent_key(public_file: str, text: str) -> AgentKey:
+    """The agent's key for the public key in ``text``, checked to be loaded in the agent now."""
+    import os
+    import shutil
+    import subprocess
+
+    blob = parse_public_key(text)
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        raise SigError("signing with an agent's key needs OpenSSH's ssh-keygen, which is not on PATH")
+    if not os.environ.get("SSH_AUTH_SOCK"):
+        raise SigError("it is a public key, and no ssh-agent is reachable (SSH_AUTH_SOCK is not set)")
+    ssh_add = shutil.which("ssh-add")
+    if ssh_add is not None:
+        try:
+            listed = subprocess.run([ssh_add, "-L"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            listed = ""
+        held = set()
+        for line in listed.splitlines():
+            try:
+                held.add(parse_public_key(line))
+            except SigError:
+                continue
+        if blob not in held:
+            raise SigError(f"the agent does not hold this key ({fingerprint(blob)}); add it with ssh-add")
+    return AgentKey(public_file, blob, keygen)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,42 @@ def test_passphrase_of_an_encrypted_key_is_asked_on_the_terminal(toolbox: str, d
     code, text = dump(bundle, "pass phrase")
     assert code == 0, text
     assert dd("verify", str(bundle), "--signer", str(key.with_suffix(".pub"))).code == 0
+
+
+@pytest.mark.skipif(shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None,
+                    reason="needs OpenSSH's ssh-agent and ssh-add")
+def test_sign_with_a_key_held_by_ssh_agent(dd: Any, make_container: Any, static_image: str,
+                                           tmp_path: Path) -> None:
+    key = _keygen(tmp_path, "rsa")
+    (tmp_path / "stranger").mkdir()
+    stranger = _keygen(tmp_path / "stranger")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        env = {"SSH_AUTH_SOCK": str(sock)}
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        subprocess.run(["ssh-add", "-q", str(key)], env={**os.environ, **env}, check=True,
+                       capture_output=True)
+        target = make_container(static_image)
+        refused = dd("dump", target.name, "-f", str(tmp_path / "no.tar"), "--sign",
+                     str(stranger.with_suffix(".pub")), env=env)
+        assert refused.code == 2 and "does not hold" in refused.err
+        assert not (tmp_path / "no.tar").exists()
+        bundle = tmp_path / "agent.tar"
+        ran = dd("dump", target.name, "-f", str(bundle), "--sign", str(key.with_suffix(".pub")), env=env)
+        assert ran.code == 0, ran.err
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    digest = ran.out.split()[0]
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text("investigator@lab " + key.with_suffix(".pub").read_text())
+    checked = _ssh_verify(allowed, Path(f"{bundle}.sig"), f"{digest}\n".encode())
+    assert checked.returncode == 0, checked.stderr
+    assert dd("verify", str(bundle), "--signer", str(allowed)).code == 0
+    signer = json.loads(_manifest(bundle)[0])["custody"]["signer"]
+    assert signer["public_key"] == " ".join(key.with_suffix(".pub").read_text().split()[:2])
