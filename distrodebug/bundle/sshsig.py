@@ -372,7 +372,7 @@ def parse_public_key(text: str) -> bytes:
             if key_type(blob) == fields[0]:
                 return blob
             break
-    raise SigError("it is not an SSH public key line")
+    raise SigError("it is neither an SSH private key nor an SSH public key line")
 
 
 def agent_key(public_file: str, text: str) -> AgentKey:

@@ -213,8 +213,12 @@ def test_encrypted_or_unusable_key_is_refused_before_the_dump(dd: Any, tmp_path:
     ran = dd("dump", "no-such-container-xyz", "-f", str(tmp_path / "x.tar"), "--sign", str(key))
     assert ran.code == 2 and "encrypted" in ran.err and "ssh-keygen -Y sign" in ran.err
     public = dd("dump", "no-such-container-xyz", "-f", str(tmp_path / "x.tar"),
-                "--sign", str(key.with_suffix(".pub")))
-    assert public.code == 2 and "not a private key" in public.err
+                "--sign", str(key.with_suffix(".pub")), env={"SSH_AUTH_SOCK": ""})
+    assert public.code == 2 and "no ssh-agent is reachable" in public.err
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a key\n")
+    neither = dd("dump", "no-such-container-xyz", "-f", str(tmp_path / "x.tar"), "--sign", str(junk))
+    assert neither.code == 2 and "neither an SSH private key" in neither.err
     to_stdout = dd("dump", "no-such-container-xyz", "-f", "-", "--sign", str(key))
     assert to_stdout.code == 2 and "stdout cannot be signed" in to_stdout.err
     assert not (tmp_path / "x.tar").exists()
