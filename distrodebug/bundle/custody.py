@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -106,7 +105,7 @@ def _adjtimex() -> tuple[bool, int] | None:
     if platform.system() != "Linux" or struct.calcsize("l") != 8:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library Python runs on (no ldconfig)
         buf = ctypes.create_string_buffer(512)  # larger than any struct timex
         state = int(libc.adjtimex(buf))
     except (OSError, AttributeError):
