@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -138,3 +141,19 @@ def test_report_shows_the_custody_record(tmp_path: Path) -> None:
     assert summary.custody is not None and summary.custody["phases"][0]["name"] == "filesystem"
     page = render_html(summary)
     assert "Chain of custody" in page and "&lt;web&gt;" in page and "<web>" not in page
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or platform.system() != "Linux", reason="needs gcc, Linux")
+def test_clock_state_matches_adjtimex_from_c(tmp_path: Path) -> None:
+    """The struct offsets read through ctypes agree with the C library's own struct timex."""
+    source = tmp_path / "t.c"
+    source.write_text(
+        "#include <stdio.h>\n#include <sys/timex.h>\n"
+        "int main(void){struct timex t={0}; int s=adjtimex(&t);"
+        " printf(\"%d %d %ld\\n\", s, t.status, t.maxerror); return 0;}\n")
+    subprocess.run(["gcc", "-o", str(tmp_path / "t"), str(source)], check=True)
+    state, status, maxerror = map(int, subprocess.run([str(tmp_path / "t")], capture_output=True,
+                                                      text=True, check=True).stdout.split())
+    found = custody.clock()
+    assert found["synchronized"] == (state != 5 and not status & 0x40)
+    assert abs(found["max_error_us"] - maxerror) <= 1_000_000  # it grows while unsynchronised
