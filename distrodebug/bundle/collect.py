@@ -6,8 +6,9 @@ A stopped target or a plain image is read through the engine's archive API, whic
 volumes and bind mounts. The bundle format is in format.py, its writer in writer.py.
 
 Order of volatility (RFC 3227): after the one inspect that says what the target is, the running
-target's processes, open sockets and mounts are read first, then the runtime's records (inspect
-data, logs, events, declared environment, the change list), and the filesystem last. Each phase's
+target's processes (with their live environment), open sockets and mounts are read first, then the
+runtime's records (inspect data, logs, events, declared environment, the change list), and the
+filesystem last. Each phase's
 UTC start and end go into the custody record (custody.py), so the order is evidenced, not claimed.
 """
 
@@ -129,7 +130,7 @@ def _dump(
         mode, _ = runtime.privileges(info, DebugOptions())
     volatile: dict[str, Any] = {}
     if mode == "join":
-        with record.phase("volatile", "processes, open sockets and mounts, from /proc"):
+        with record.phase("volatile", "processes and their environment, open sockets, mounts (/proc)"):
             volatile = _volatile(target, info, runtime, settings, ui)
     else:
         record.skipped("volatile", "processes, open sockets and mounts", f"the target is {info.status}")
