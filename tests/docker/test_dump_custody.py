@@ -165,8 +165,8 @@ def test_custody_log_grows_per_verify_and_extract(dd: Any, make_container: Any, 
     assert [e["action"] for e in lines] == ["collected", "verified", "extracted", "verified"]
     assert all(e["digest"] == digest and e["uid"] == os.getuid() and e["result"] == "ok"
                for e in lines)
-    report = json.loads(verified.out)
-    shown = report.get("data", report)
+    shown = json.loads(verified.out)
+    assert shown["kind"] == "verify" and shown["outcome"] == "ok" and shown["signature"]["ok"]
     assert shown["custody_log"]["chain_ok"] and len(shown["custody_log"]["entries"]) == 4
     assert shown["custody"]["target"]["container_id"] == target.id
 
