@@ -23,6 +23,7 @@ from distrodebug import capture, session, sidecar, terminal
 from distrodebug.bundle import custody, procinfo, signature
 from distrodebug.bundle import script as dumpscript
 from distrodebug.bundle.options import DumpOptions, SkippedEntry
+from distrodebug.bundle.redact import redact_text
 from distrodebug.bundle.sshsig import Signer
 from distrodebug.bundle.writer import DumpInfo, DumpResult, write_bundle
 from distrodebug.errors import BundleError, Interrupted
@@ -139,7 +140,7 @@ def _dump(
     meta: dict[str, Any] = {**described.members, **volatile}
     changes = dict(described.changes) if described.changes is not None else None
     identity = dict(described.identity)
-    record.target = custody.target_record(identity)
+    record.target = {**custody.target_record(identity), "endpoint": redact_text(runtime.endpoint)[0]}
     skipped: list[SkippedEntry | tuple[str, str]] = []
     dump_info = DumpInfo(target=identity, meta=meta, changes=changes, skipped=skipped,
                          custody=record.finish)

@@ -5,13 +5,15 @@ The **custody record** is the manifest's ``custody`` object, so the bundle diges
 signature over it) covers it::
 
     version      1
-    collector    {"user", "uid", "host"}: the local account and host that ran the dump
+    collector    {"user", "uid", "host"}: the local account and host that ran the dump (and
+                 "euid", "sudo_user" when they differ or are set)
     tool         {"name", "version", "python"}
     command      the dump's command line, secret-looking values redacted (--sign's key path too)
     started      UTC time the collection started (ISO 8601, milliseconds)
     ended        UTC time the collection ended (the filesystem stream was complete)
     clock        {"source", "synchronized", "max_error_us", "how"}: what the times are worth
-    target       who was collected: runtime, container ID and name, image, image digest;
+    target       who was collected: runtime and its endpoint (engine socket or API server),
+                 container ID and name, image, image digest;
                  on Kubernetes also pod, pod UID, namespace, node and owner references
     order        how the phases were ordered (RFC 3227: most volatile first)
     phases       [{"name", "what", "started", "ended", "status"}], in the order they ran
@@ -57,7 +59,7 @@ MAX_LOG = 16 << 20
 ORDER = "RFC 3227 order of volatility: the most volatile state first, the filesystem last"
 #: Identity keys copied from the runtime's target record into the custody record.
 _TARGET_KEYS = (
-    "runtime", "container_id", "container_name", "image", "image_id", "image_digest",
+    "runtime", "endpoint", "container_id", "container_name", "image", "image_id", "image_digest",
     "repo_digests", "status", "pod", "pod_uid", "namespace", "container", "node", "owners",
 )  # fmt: skip
 #: Command-line options whose value never enters the record (a private key's location).
@@ -78,7 +80,12 @@ def collector() -> dict[str, Any]:
         user = pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or f"uid {uid}"
-    return {"user": user, "uid": uid, "host": socket.gethostname()}
+    found: dict[str, Any] = {"user": user, "uid": uid, "host": socket.gethostname()}
+    if os.geteuid() != uid:
+        found["euid"] = os.geteuid()
+    if os.environ.get("SUDO_USER"):  # said by sudo, not proven: context for the record
+        found["sudo_user"] = os.environ["SUDO_USER"]
+    return found
 
 
 def clock() -> dict[str, Any]:

@@ -79,6 +79,8 @@ def test_signed_dump_verifies_with_ssh_keygen_and_signer(dd: Any, make_container
     assert "<private key, not recorded>" in custody["command"]
     assert custody["collector"]["uid"] == os.getuid() and custody["collector"]["host"]
     assert custody["target"]["container_id"] == target.id
+    assert custody["target"]["endpoint"].startswith(("unix://", "tcp://", "ssh://", "http"))
+    assert custody["collector"]["user"]
     assert custody["target"]["container_name"] == target.name
     assert custody["target"]["image_digest"] in (target.image.id, *target.image.attrs["RepoDigests"])
     assert custody["clock"]["source"].startswith("system clock")

@@ -36,6 +36,7 @@ def test_signed_pod_dump_records_the_pod_identity(cluster: Cluster, ns: str, tmp
     target = json.loads(data)["custody"]["target"]
     status = found["status"]["containerStatuses"][0]
     assert target["runtime"] == "kubernetes" and target["pod"] == "web" and target["namespace"] == ns
+    assert target["endpoint"].startswith("https://")
     assert target["pod_uid"] == found["metadata"]["uid"]
     assert target["node"] == found["spec"]["nodeName"]
     assert target["owners"] == [{"kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"],
