@@ -17,6 +17,9 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 1
     #: The command line itself was wrong (unknown flag, missing argument).
     USAGE = 2
+    #: ``verify``: the bundle matches its manifest, but its signature (BUNDLE.sig) is missing
+    #: while ``--signer`` asks for one, is bad, or is not by a key the ``--signer`` file trusts.
+    SIGNATURE_FAILED = 3
     #: distrodebug or the engine/cluster failed (like ``docker run``'s 125).
     FAILED = 125
     #: The command was found but could not be run (like ``docker run``'s 126).

@@ -11,6 +11,8 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 [ -x /bin/busybox ] || missing+=(busybox-static)
+# Signed bundles are checked against the real `ssh-keygen -Y verify` in the tests.
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 if [ "${DISTRODEBUG_WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi

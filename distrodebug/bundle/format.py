@@ -26,6 +26,8 @@ from the first bytes, not the name. Members, in this order:
         meta         {"meta/<name>": {"sha256": ..., "size": ...}}
         stats        counts: entries, files, bytes stored, skipped, partial
         warnings     stream problems worth knowing (resynchronised after a damaged batch...)
+        custody      the chain-of-custody record: collector, host, command line, UTC times,
+                     clock, target identity, phases in order (see custody.py)
         entries      one object per filesystem entry, one per line:
             path     relative path, no leading "/" (non-UTF-8 bytes as JSON \\udcXX escapes)
             type     file | dir | symlink | hardlink | fifo | char | block | socket | unknown
@@ -212,7 +214,7 @@ def check_shape(manifest: dict[str, Any]) -> None:
 
     containers: tuple[tuple[str, type], ...] = (
         ("tool", dict), ("target", dict), ("options", dict), ("meta", dict), ("stats", dict),
-        ("warnings", list), ("entries", list))
+        ("warnings", list), ("entries", list), ("custody", dict))
     for key, container in containers:
         if manifest.get(key) is not None and not isinstance(manifest[key], container):
             raise bad(f"'{key}' is not a JSON {'object' if container is dict else 'array'}")
@@ -255,6 +257,8 @@ class VerifyResult:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     altered: list[Altered] = field(default_factory=list)
+    #: The manifest's custody record (custody.py), when it has one.
+    custody: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -309,6 +313,7 @@ def verify_bundle(path: str | Path) -> VerifyResult:
         result.manifest_error = exc.message
         return result
     result.manifest_ok = True
+    result.custody = manifest.get("custody")
     _compare(manifest, seen, result)
     return result
 

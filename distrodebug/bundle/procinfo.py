@@ -8,7 +8,8 @@ name or command line can forge a record::
     DDCOLLECT 1
     SELF <pid of the collecting shell>
     TARGET <pid of the target's main process>
-    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*> <base64 cgroup>
+    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*>
+      <base64 environ> <base64 first line of cgroup>    (one line; the last two may be missing)
     N <tcp|tcp6|udp|udp6|unix> <base64 /proc/$DD_PID/net/<kind>>
     M <base64 /proc/$DD_PID/mountinfo>
     END
@@ -48,8 +49,9 @@ for d in /proc/[0-9]*; do
   [ -n "$s" ] || continue
   c=$(b64 "$d/cmdline")
   l=$("$BB" stat -c '%N' "$d/cwd" "$d/exe" "$d/root" "$d"/fd/* 2>/dev/null | "$BB" base64 -w0)
+  e=$(b64 "$d/environ")
   g=$("$BB" head -n1 "$d/cgroup" 2>/dev/null | "$BB" base64 -w0)
-  echo "P $p ${s:--} ${c:--} ${l:--} ${g:--}"
+  echo "P $p ${s:--} ${c:--} ${l:--} ${e:--} ${g:--}"
 done
 for k in tcp tcp6 udp udp6 unix; do
   t=$(b64 "/proc/$PID/net/$k")
@@ -259,14 +261,16 @@ def parse_collect(text: str) -> Collected:
             self_pid = int(parts[1])
         elif tag == "TARGET" and len(parts) == 2 and parts[1].isdigit():
             target_pid = int(parts[1])
-        elif tag == "P" and len(parts) in (5, 6) and parts[1].isdigit():
+        elif tag == "P" and len(parts) in (5, 6, 7) and parts[1].isdigit():
             status = parse_status(_text(_b64(parts[2])))
             if not status["name"] and status["ppid"] is None:
                 continue  # the process ended while it was read
             proc: dict[str, Any] = {"pid": int(parts[1]), **status}
             proc["cmdline"] = parse_cmdline(_b64(parts[3]))
             proc.update(parse_links(_text(_b64(parts[4]))))
-            cgroups[proc["pid"]] = _text(_b64(parts[5])).strip() if len(parts) == 6 else ""
+            # The live environment (NUL-separated like cmdline); redacted with the rest of meta.
+            proc["environ"] = parse_cmdline(_b64(parts[5])) if len(parts) >= 6 else None
+            cgroups[proc["pid"]] = _text(_b64(parts[6])).strip() if len(parts) == 7 else ""
             procs[proc["pid"]] = proc
         elif tag == "N" and len(parts) == 3:
             body = _text(_b64(parts[2]))

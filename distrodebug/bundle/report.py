@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import html
 import json
+import shlex
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,6 +77,8 @@ class Summary:
     connections: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The manifest's chain-of-custody record (custody.py), when it has one.
+    custody: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +110,7 @@ def summarize_bundle(path: str | Path) -> Summary:
         options=dict(manifest.get("options") or {}),
         redactions=int(manifest.get("redactions") or 0),
         warnings=[str(w) for w in manifest.get("warnings") or []],
+        custody=manifest.get("custody"),
     )
     _entries(summary, manifest.get("entries") or [])
     summary.processes = [_process(p) for p in _json_list(meta.get("processes.json"))]
@@ -259,7 +263,7 @@ def render_html(summary: Summary) -> str:
     if summary.warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in summary.warnings)
         parts.append(f"<div class=warn><strong>Warnings</strong><ul>{items}</ul></div>")
-    parts += [f"<h2>Target</h2><dl>{ident}</dl>", _overview(summary)]
+    parts += [f"<h2>Target</h2><dl>{ident}</dl>", _overview(summary), _custody(summary.custody)]
     parts.append(f"<h2>Changed files ({sum(summary.by_change.values())})</h2>")
     rows = [
         [_td(r.change, r.change or ""), _td(r.path, "mono"), _td(r.type), _td(_size(r.size), "num")]
@@ -316,6 +320,37 @@ def _overview(summary: Summary) -> str:
         f"<dt>Changes</dt><dd>{counts(summary.by_change)}</dd>"
         f"<dt>Redacted values</dt><dd>{summary.redactions}</dd>"
         f"<dt>Options</dt><dd class=mono>{_e(json.dumps(summary.options))}</dd></dl>"
+    )
+
+
+def _custody(record: dict[str, Any] | None) -> str:
+    """Chain of custody: who collected, where, when, the clock, and the phases in order."""
+    if not record:
+        return "<h2>Chain of custody</h2><p class=sub>This bundle has no custody record.</p>"
+
+    def part(key: str) -> dict[str, Any]:
+        value = record.get(key)
+        return value if isinstance(value, dict) else {}
+
+    who, clock, signer = part("collector"), part("clock"), part("signer")
+    command = record.get("command")
+    argv = shlex.join(map(str, command)) if isinstance(command, list) else ""
+    rows = [
+        [_td(p.get("name")), _td(p.get("started"), "mono"), _td(p.get("ended"), "mono"),
+         _td(p.get("status")), _td(p.get("what"))]
+        for p in record.get("phases") or [] if isinstance(p, dict)
+    ]
+    return (
+        "<h2>Chain of custody</h2><dl>"
+        f"<dt>Collected by</dt><dd>{_e(who.get('user'))} (uid {_e(who.get('uid'))}) on"
+        f" {_e(who.get('host'))}</dd>"
+        f"<dt>Started, ended (UTC)</dt><dd class=mono>{_e(record.get('started'))} to"
+        f" {_e(record.get('ended'))}</dd>"
+        f"<dt>Clock</dt><dd>{_e(clock.get('source'))}; synchronised:"
+        f" {_e(clock.get('synchronized'))}</dd>"
+        f"<dt>Command</dt><dd class=mono>{_e(argv)}</dd>"
+        f"<dt>Signer</dt><dd class=mono>{_e(signer.get('fingerprint') or 'not signed')}</dd></dl>"
+        + _table(["phase", "started", "ended", "status", "what"], rows)
     )
 
 

@@ -88,6 +88,8 @@ class DumpInfo:
     changes: dict[str, str] | None = None
     skipped: list[SkippedEntry | tuple[str, str]] = field(default_factory=list)
     fs_prefix: str = ""
+    #: Called when the manifest is written: the custody record (bundle/custody.py), or None.
+    custody: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -106,6 +108,8 @@ class DumpResult:
     redactions: int
     warnings: list[str]
     seconds: float
+    #: Where the detached signature was written (dump --sign), else None.
+    signature: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -595,6 +599,8 @@ class _Writer:
             "stats": self.stats,
             "warnings": self.warnings,
         }
+        if self.info.custody is not None:
+            head["custody"] = self.info.custody()
         text = json.dumps(head, indent=1, default=str)
         assert text.endswith("\n}")
         opening, closing = text[:-2] + ',\n "entries": [\n ', "\n ]\n}\n"

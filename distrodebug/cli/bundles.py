@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -50,6 +52,10 @@ def dump(
     include_secrets: Annotated[
         bool, typer.Option("--include-secrets", help="Do not redact secret-looking values.")
     ] = False,
+    sign: Annotated[
+        str | None, typer.Option("--sign", metavar="KEYFILE",
+                                 help="Sign the manifest digest with this SSH private key (FILE.sig).")
+    ] = None,
     image: ImageOpt = None,
     output: OutputOpt = "text",
     container: ContainerOpt = None,
@@ -73,6 +79,14 @@ def dump(
         if not item.isprintable() or any("\udc80" <= c <= "\udcff" for c in item):
             raise UsageError(f"--path {item!r} is not a printable UTF-8 name, which the engine's "
                              "API cannot carry.", "Give its parent directory instead.")
+    signer = None
+    if sign is not None:
+        if file == "-":
+            raise UsageError("A bundle written to stdout cannot be signed (the signature goes "
+                             "beside the bundle file).", "Write it to a file with -f, or drop --sign.")
+        from distrodebug.bundle.signature import load_signing_key
+
+        signer = load_signing_key(sign, _passphrase(sign))
     resolved = resolve(target, image_target, container, namespace)
     debug_options(resolved, context=context)
     options = DumpOptions(
@@ -85,7 +99,8 @@ def dump(
     try:
         with console.progress("dumping") as update:
             result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
-                                  load_settings(image), console.UI(), update)
+                                  load_settings(image), console.UI(), update,
+                                  command=("distrodebug", *sys.argv[1:]), signer=signer)
     except DistrodebugError as exc:
         # The bundle is renamed into place only when complete: say what is (not) on disk.
         if file != "-" and not isinstance(exc, UsageError) and "bundle" not in exc.hint:
@@ -100,19 +115,27 @@ def dump(
 
 def verify(
     bundle: Annotated[str, typer.Argument(help="The bundle file.")],
+    signer: Annotated[
+        str | None, typer.Option("--signer", metavar="PUBKEY_OR_ALLOWED_SIGNERS",
+                                 help="Require a signature by a key this file trusts.")
+    ] = None,
+    signature_file: Annotated[
+        str | None, typer.Option("--signature", help="The signature file (default: BUNDLE.sig).")
+    ] = None,
     output: OutputOpt = "text",
 ) -> None:
-    """Recompute every hash in a bundle; exit 1 on any missing, extra or altered entry."""
+    """Recompute every hash and check the signature; exit 1 on any missing, extra or altered
+    entry, 3 on a bad signature (or none, with --signer). Logged in BUNDLE.custody.jsonl."""
     json_out = wants_json(output)
-    from distrodebug.bundle.format import verify_bundle
+    from distrodebug.bundle import evidence
     from distrodebug.cli import render
 
-    result = verify_bundle(bundle)
+    found = evidence.verify(bundle, signer, signature_file)
     if json_out:
-        console.emit_json("verify", result.to_json())
+        console.emit_json("verify", found.to_json())
     else:
-        render.verify(result)
-    raise typer.Exit(0 if result.ok else ExitCode.CHECK_FAILED)
+        render.verify(found.result, found)
+    raise typer.Exit(found.exit_code)
 
 
 def extract(
@@ -123,10 +146,12 @@ def extract(
 ) -> None:
     """Extract a bundle's filesystem safely: nothing lands outside DEST, no devices, no setuid."""
     json_out = wants_json(output)
-    from distrodebug.bundle.extract import extract_bundle
+    from distrodebug.bundle import evidence
     from distrodebug.cli import render
 
-    result = extract_bundle(bundle, dest, force)
+    result, warnings = evidence.extract(bundle, dest, force)
+    for warning in warnings:
+        console.notice(f"distrodebug: warning: {console.printable(warning)}")
     if json_out:
         console.emit_json("extract", result.to_json())
     else:
@@ -153,6 +178,19 @@ def report(
         console.emit_json("report", summary.to_json())
     else:
         render.report(summary)
+
+
+def _passphrase(key: str) -> Callable[[], bytes | None]:
+    """Asks for an encrypted key's passphrase on the terminal; nothing without one."""
+
+    def ask() -> bytes | None:
+        if not sys.stdin.isatty():
+            return None
+        import getpass
+
+        return getpass.getpass(f"Passphrase for {key}: ").encode() or None
+
+    return ask
 
 
 def _write_private(path: str, text: str) -> None:

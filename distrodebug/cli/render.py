@@ -5,12 +5,16 @@ Data (command output, JSON, digests) goes to stdout; messages and tables for peo
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from distrodebug.bundle.evidence import Evidence
 from distrodebug.bundle.extract import ExtractResult
 from distrodebug.bundle.format import VerifyResult
 from distrodebug.bundle.report import Summary
+from distrodebug.bundle.signature import stock_digest_command
 from distrodebug.bundle.writer import DumpResult
 from distrodebug.cleanup import Item
 from distrodebug.cli import console
@@ -25,14 +29,24 @@ def dump(result: DumpResult) -> None:
         f"{result.skipped} skipped, {result.redactions} values redacted, "
         f"{result.bundle_bytes} bytes on disk in {result.seconds:.1f}s"
     )
+    if result.signature:
+        console.notice(f"signed: {console.printable(result.signature)} (check it with "
+                       "'distrodebug verify BUNDLE --signer ALLOWED_SIGNERS' or ssh-keygen -Y verify)")
     if result.path == "-":  # stdout carries the bundle itself
         console.notice(f"sha256:{result.digest}  (stdout)")
     else:
         sys.stdout.write(f"sha256:{result.digest}  {result.path}\n")
 
 
-def verify(result: VerifyResult) -> None:
+def verify(result: VerifyResult, found: Evidence | None = None) -> None:
     show = console.printable  # names come from the bundle, which may come from a hostile target
+    if found is not None:
+        for warning in found.warnings:
+            console.notice(f"distrodebug: warning: {show(warning)}")
+        if result.custody is not None:
+            _custody(result.custody)
+        _custody_log(found)
+        _signature(found)
     for name in result.missing:
         console.notice(f"missing  {show(name)}")
     for name in result.extra:
@@ -43,6 +57,74 @@ def verify(result: VerifyResult) -> None:
         console.notice(f"manifest: {show(result.manifest_error or 'unreadable')}")
     verdict = "OK" if result.ok else "MISMATCH"
     sys.stdout.write(f"{verdict} sha256:{result.digest}  {result.checked} entries checked\n")
+
+
+def _custody(record: dict[str, Any]) -> None:
+    show = console.printable
+    who, tool, clock, target = (_section(record, key) for key in ("collector", "tool", "clock", "target"))
+    console.notice(f"custody: collected by {show(who.get('user'))} (uid {show(who.get('uid'))}) on "
+                   f"{show(who.get('host'))}, {show(record.get('started'))} to "
+                   f"{show(record.get('ended'))}, distrodebug {show(tool.get('version'))}")
+    command = record.get("command")
+    if isinstance(command, list):
+        console.notice(f"  command: {show(shlex.join(str(c) for c in command))}")
+    synced = {True: "yes", False: "NO"}.get(clock.get("synchronized") is True, "unknown")
+    synced = synced if isinstance(clock.get("synchronized"), bool) else "unknown"
+    console.notice(f"  clock:   {show(clock.get('source'))}; synchronised: {synced}"
+                   + (f" (max error {show(clock.get('max_error_us'))} us)"
+                      if clock.get("max_error_us") is not None else ""))
+    console.notice("  target:  " + show(", ".join(f"{k}={v}" for k, v in target.items()
+                                                  if v not in (None, "", [], {}))))
+    for phase in record.get("phases") or []:
+        if isinstance(phase, dict):
+            console.notice(f"  phase {show(phase.get('name')):<10} {show(phase.get('started'))} .. "
+                           f"{show(phase.get('ended'))}  {show(phase.get('status'))}: "
+                           f"{show(phase.get('what'))}")
+    signer = record.get("signer")
+    if isinstance(signer, dict):
+        console.notice(f"  signer:  {show(signer.get('fingerprint'))}")
+
+
+def _section(record: dict[str, Any], key: str) -> dict[str, Any]:
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _custody_log(found: Evidence) -> None:
+    show = console.printable
+    log = found.log
+    state = "chain intact" if log.chain_ok else f"CHAIN BROKEN: {log.problem}"
+    if not log.entries:
+        console.notice(f"custody log {show(log.path)}: {show(log.problem or 'empty')}")
+        return
+    console.notice(f"custody log {show(log.path)} ({len(log.entries)} lines, {show(state)}):")
+    for entry in log.entries[-20:]:
+        digest = entry.get("digest")
+        mark = "" if digest == f"sha256:{found.result.digest}" else f" (digest {show(digest)})"
+        console.notice(f"  {show(entry.get('time'))} {show(entry.get('action'))} "
+                       f"{show(entry.get('result'))} by {show(entry.get('user'))}"
+                       f"@{show(entry.get('host'))}{mark}")
+
+
+def _signature(found: Evidence) -> None:
+    show = console.printable
+    sig = found.signature
+    if not sig.present and sig.checked_against is None:
+        console.notice("signature: none (sign with 'dump --sign KEY'; see the README)")
+        return
+    if sig.ok and sig.checked_against is not None:
+        console.notice(f"signature: GOOD, by {show(sig.fingerprint)}, trusted as "
+                       f"{show(', '.join(sig.principals))} by {show(sig.checked_against)}")
+    elif sig.ok:
+        console.notice(f"signature: valid, by {show(sig.fingerprint)}; whose key that is was not "
+                       "checked: pass --signer PUBKEY_OR_ALLOWED_SIGNERS")
+    else:
+        console.notice(f"signature: FAILED: {show(sig.problem)}")
+    for note in sig.notes:
+        console.notice(f"  signers file: {show(note)}")
+    if sig.present:
+        console.notice(f"  check with OpenSSH: {show(sig.ssh_keygen)}")
+        console.notice(f"  the digest without distrodebug: {show(stock_digest_command(found.result.path))}")
 
 
 def extract(result: ExtractResult) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,22 @@ import pytest
 import zstandard
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
+
+
+def _wait_listening(target: Any, port: int, seconds: float = 20.0) -> None:
+    """Until the target listens on ``port`` (its /proc/PID/net/tcp seen from this host): the
+    dump reads processes and sockets first thing (order of volatility), right after the start."""
+    table = Path(f"/proc/{target.attrs['State']['Pid']}/net/tcp")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            rows = [line.split() for line in table.read_text().splitlines()[1:]]
+        except OSError:
+            time.sleep(1)  # not on this host's /proc (a remote engine): give the app a moment
+            return
+        if any(row[1].endswith(f":{port:04X}") and row[3] == "0A" for row in rows):
+            return
+        time.sleep(0.05)
 
 
 def test_dump_running_target_with_volume(dd: Any, make_container: Any, python_image: str,
@@ -21,6 +38,7 @@ def test_dump_running_target_with_volume(dd: Any, make_container: Any, python_im
     target = make_container(python_image, user="65532", read_only=True,
                             environment={"DB_PASSWORD": "hunter2", "MODE": "prod"},
                             volumes={str(host): {"bind": "/data", "mode": "ro"}})
+    _wait_listening(target, 8080)
     before = target.diff()
     bundle = tmp_path / "incident.tar.zst"
     ran = dd("dump", target.name, "-f", str(bundle), "--path", "/app", "--path", "/data",
@@ -42,6 +60,9 @@ def test_dump_running_target_with_volume(dd: Any, make_container: Any, python_im
     assert "hunter2" not in members["meta/inspect.json"].decode()
     processes = json.loads(members["meta/processes.json"])
     assert [p["cmdline"] for p in processes] == [["/usr/bin/python3.11", "app.py"]]
+    # The live environment is read with the processes, and redacted like the declared one.
+    assert "MODE=prod" in processes[0]["environ"] and "DB_PASSWORD=***REDACTED***" in processes[0]["environ"]
+    assert "hunter2" not in members["meta/processes.json"].decode()
     assert any(s.get("local_port") == 8080 for s in json.loads(members["meta/sockets.json"]))
 
     out = tmp_path / "out"

@@ -31,7 +31,8 @@ PURE = [
     "distrodebug.runtimes.kubernetes.pods", "distrodebug.runtimes.kubernetes.profiles",
     "distrodebug.runtimes.kubernetes.errors", "distrodebug.bundle.collect",
     "distrodebug.bundle.writer", "distrodebug.bundle.format", "distrodebug.bundle.report",
-    "distrodebug.bundle.extract",
+    "distrodebug.bundle.extract", "distrodebug.bundle.custody", "distrodebug.bundle.sshsig",
+    "distrodebug.bundle.signature", "distrodebug.bundle.evidence",
 ]
 
 

@@ -523,7 +523,18 @@ class DockerRuntime:
             "cmd": list(info.cmd), "user": info.user, "labels": dict(info.labels),
             "created": raw.get("Created"),
         }
+        identity.update(self._image_identity(info))
         return DumpMeta(identity=identity, members=members, changes=changes)
+
+    def _image_identity(self, info: TargetInfo) -> dict[str, Any]:
+        """The image's registry digests (a container's inspect names only the image ID) and the
+        digest that identifies it: the first repo digest, else the content-addressed image ID."""
+        digests = list(info.repo_digests)
+        if not digests and info.image_id:
+            with contextlib.suppress(DistrodebugError), translate(self.endpoint, "reading the image"):
+                digests = list(self.api.inspect_image(info.image_id).get("RepoDigests") or [])
+        first = digests[0].rpartition("@")[2] if digests else ""
+        return {"repo_digests": digests, "image_digest": first or info.image_id or None}
 
     def engine(self) -> EngineName:
         """Which engine answers on the socket: ("Docker", "20.10.24") or ("Podman", "4.3.1")."""

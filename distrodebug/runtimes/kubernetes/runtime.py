@@ -33,7 +33,12 @@ from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
 from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.debugger import KubeSidecar
 from distrodebug.runtimes.kubernetes.pods import ANNOTATION_EXPIRES
-from distrodebug.runtimes.kubernetes.spec import container_state, container_status, pick_container
+from distrodebug.runtimes.kubernetes.spec import (
+    container_state,
+    container_status,
+    custody_identity,
+    pick_container,
+)
 from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
 from distrodebug.settings import DEFAULT_IMAGE
 from distrodebug.target import Target
@@ -217,6 +222,7 @@ class KubernetesRuntime:
             "entrypoint": list(info.entrypoint), "cmd": list(info.cmd), "user": info.user,
             "labels": dict(info.labels), "created": info.raw.get("metadata", {}).get("creationTimestamp"),
         }
+        identity.update(custody_identity(info.raw, info.container))
         return DumpMeta(identity=identity, members=members, changes=None)
 
     def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:

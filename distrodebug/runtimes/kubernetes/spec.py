@@ -185,3 +185,20 @@ def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def custody_identity(pod: Mapping[str, Any], container: str) -> dict[str, Any]:
+    """Who the target is, for a bundle's chain of custody: pod UID, node, owners, the runtime's
+    container ID and the image digest the kubelet ran (``imageID``)."""
+    meta = pod.get("metadata") or {}
+    status = container_status(pod, container) or {}
+    image_id = str(status.get("imageID") or "")
+    return {
+        "pod_uid": meta.get("uid"),
+        "node": (pod.get("spec") or {}).get("nodeName"),
+        "owners": [{key: ref.get(key) for key in ("kind", "name", "uid", "controller")}
+                   for ref in meta.get("ownerReferences") or [] if isinstance(ref, Mapping)],
+        "container_id": str(status.get("containerID") or "") or None,
+        "image_digest": image_id.rpartition("@")[2] if "@" in image_id else image_id or None,
+        "repo_digests": [image_id] if "@" in image_id else [],
+    }

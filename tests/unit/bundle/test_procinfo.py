@@ -178,6 +178,7 @@ def test_parse_collect_excludes_the_sidecar_and_matches_sockets() -> None:
     assert collected.complete
     assert [p["pid"] for p in collected.processes] == [1, 7]
     assert collected.processes[0]["cmdline"] == ["python3", "app.py"]
+    assert collected.processes[0]["environ"] is None  # a line without the environ field
     listen = next(s for s in collected.sockets if s["inode"] == 4242)
     assert listen["processes"] == [{"pid": 1, "fd": 3, "name": "python3"}]
     assert len(collected.mounts) == 4
@@ -205,13 +206,19 @@ def test_warm_sidecars_are_left_out_but_a_target_process_cannot_pose_as_one() ->
     target, ours = _b("12:pids:/docker/aaaa\n"), _b("12:pids:/docker/bbbb\n")
     text = "\n".join([
         "DDCOLLECT 1", "SELF 90", "TARGET 1",
-        _proc(1, 0, "app", b"/app\0") + f" {target}",
+        _proc(1, 0, "app", b"/app\0") + f" - {target}",
         # A process of the target copying our idle loop's argv: still the target's cgroup.
-        _proc(5, 1, "sh", idle[idle.index(b"/bin/sh"):]) + f" {target}",
-        _proc(20, 0, "distrodebug-rea", idle) + f" {ours}",
-        _proc(21, 20, "sh", idle[idle.index(b"/bin/sh"):]) + f" {ours}",
-        _proc(22, 21, "sleep", b"sleep\x005\0") + f" {ours}",
-        _proc(90, 0, "sh", b"sh\0-c\0...") + f" {ours}",
+        _proc(5, 1, "sh", idle[idle.index(b"/bin/sh"):]) + f" - {target}",
+        _proc(20, 0, "distrodebug-rea", idle) + f" - {ours}",
+        _proc(21, 20, "sh", idle[idle.index(b"/bin/sh"):]) + f" - {ours}",
+        _proc(22, 21, "sleep", b"sleep\x005\0") + f" - {ours}",
+        _proc(90, 0, "sh", b"sh\0-c\0...") + f" - {ours}",
         "END",
     ])
     assert [p["pid"] for p in parse_collect(text).processes] == [1, 5]
+
+
+def test_parse_collect_reads_the_live_environment() -> None:
+    line = _proc(1, 0, "app", b"app\0") + " " + _b(b"MODE=prod\0API_TOKEN=s3cr3t\0")
+    collected = parse_collect(f"DDCOLLECT 1\nSELF 9\n{line}\nP 2 - - - -\nEND\n")
+    assert collected.processes[0]["environ"] == ["MODE=prod", "API_TOKEN=s3cr3t"]

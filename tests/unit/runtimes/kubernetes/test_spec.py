@@ -40,3 +40,27 @@ def test_pick_container_rules() -> None:
     del pod["metadata"]["annotations"]
     name, note = pick_container(pod, None)
     assert name == "a" and "first of a, b" in note
+
+
+def test_custody_identity_from_the_pod_object() -> None:
+    from distrodebug.runtimes.kubernetes.spec import custody_identity
+
+    pod = {
+        "metadata": {"uid": "u-1", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9", "uid": "r-1",
+             "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"nodeName": "node-a"},
+        "status": {"containerStatuses": [
+            {"name": "app", "containerID": "containerd://abc",
+             "imageID": "docker.io/library/web@sha256:" + "d" * 64}]},
+    }
+    found = custody_identity(pod, "app")
+    assert found == {
+        "pod_uid": "u-1", "node": "node-a",
+        "owners": [{"kind": "ReplicaSet", "name": "web-5d9", "uid": "r-1", "controller": True}],
+        "container_id": "containerd://abc", "image_digest": "sha256:" + "d" * 64,
+        "repo_digests": ["docker.io/library/web@sha256:" + "d" * 64],
+    }
+    pending = custody_identity({"metadata": {"uid": "u-2"}, "spec": {}}, "app")
+    assert pending["container_id"] is None and pending["image_digest"] is None
+    assert pending["owners"] == [] and pending["repo_digests"] == []
