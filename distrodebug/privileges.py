@@ -88,7 +88,7 @@ def choose_copy(*, user: str | None = None, cap_add: tuple[str, ...] = ()) -> Pr
 
 
 #: What a sidecar is for: an interactive or exec session, or one of our own jobs.
-Job = Literal["session", "read", "write"]
+Job = Literal["session", "read", "write", "memory"]
 #: Our jobs' process limit: a tar, a find, a few shells.
 JOB_PIDS_LIMIT = 256
 #: A cp or dump sidecar runs busybox tar and sh; a runaway one must not take the host\'s memory.
@@ -100,7 +100,10 @@ def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
 
     Every capability is dropped; kept are SYS_CHROOT (the chroot into the target), SYS_PTRACE
     (reading /proc/<pid>/root of a process with other capabilities than ours) and, to read,
-    DAC_READ_SEARCH (every file, whatever its mode). Writes to a root target add DAC_OVERRIDE,
+    DAC_READ_SEARCH (every file, whatever its mode). Reading process memory (``dump --memory``)
+    keeps SYS_PTRACE alone: /proc/<pid>/mem, maps and auxv pass the kernel's ptrace access
+    check with it (a process whose capabilities are not a subset of ours needs it), and the
+    job opens no file of the target's. Writes to a root target add DAC_OVERRIDE,
     FOWNER and CHOWN (root in the target has them); writes to another user's target only
     SETUID and SETGID, to become that user. Always no-new-privileges, a pids and a memory limit.
     Kubernetes profiles, --privileged and an explicit --user are left as they are.
@@ -109,6 +112,8 @@ def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
         return priv
     if job == "read":
         keep: tuple[str, ...] = ("SYS_CHROOT", "SYS_PTRACE", "DAC_READ_SEARCH")
+    elif job == "memory":
+        keep = ("SYS_PTRACE",)
     elif info.runs_as_root:
         keep = ("SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE", "FOWNER", "CHOWN")
     else:

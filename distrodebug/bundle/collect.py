@@ -8,17 +8,18 @@ volumes and bind mounts. The bundle format is in format.py, its writer in writer
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from distrodebug import capture, session, sidecar, terminal
-from distrodebug.bundle import procinfo
+from distrodebug.bundle import memory, memscript, procinfo
 from distrodebug.bundle import script as dumpscript
 from distrodebug.bundle.options import DumpOptions, SkippedEntry
-from distrodebug.bundle.writer import DumpInfo, DumpResult, write_bundle
-from distrodebug.errors import BundleError, Interrupted
+from distrodebug.bundle.writer import DumpInfo, DumpResult, SideFile, write_bundle
+from distrodebug.errors import BundleError, Interrupted, UsageError
 from distrodebug.model import DebugOptions
 from distrodebug.runtimes.base import Runtime
 from distrodebug.settings import Settings
@@ -95,6 +96,9 @@ def _dump(
     dump_info = DumpInfo(target=identity, meta=meta, changes=changes, skipped=skipped)
 
     if mode != "join":
+        if options.memory:
+            raise UsageError(f"--memory reads the memory of running processes, and '{info.name}' "
+                             f"is {info.status}.", "Leave --memory out, or start the target first.")
         ui.notice(
             f"distrodebug: '{info.name}' is {info.status}: reading its last filesystem through "
             "the engine's archive API (volumes included; no processes to list)"
@@ -121,9 +125,64 @@ def _dump(
     def write(stream: BinaryIO, _plan: session.Plan) -> DumpResult:
         return write_bundle(out, stream, dump_info, options, progress)
 
-    request = dataclasses.replace(request, command=_in_sidecar(info.pid, script))
-    result, code, _, _ = capture.capture(request, runtime, settings, ui, write, on_stderr=skips)
+    with contextlib.ExitStack() as stack:
+        warnings: list[str] = []
+        if options.memory:
+            spool = stack.enter_context(memory.spool_dir(out))
+            warnings = _memory(request, info.pid, found.processes, options, runtime, settings,
+                               ui, spool, dump_info)
+        request = dataclasses.replace(request, command=_in_sidecar(info.pid, script))
+        result, code, _, _ = capture.capture(request, runtime, settings, ui, write, on_stderr=skips)
     if code != 0:
         result.warnings.append(f"the dump script in the sidecar exited with status {code}")
+    result.warnings.extend(warnings)
     result.warnings.extend(skips.diagnostics[:20])
     return result
+
+
+def _memory(
+    request: session.SessionRequest,
+    target_pid: int,
+    processes: list[dict[str, Any]],
+    options: DumpOptions,
+    runtime: Runtime,
+    settings: Settings,
+    ui: session.UI,
+    spool: Path,
+    dump_info: DumpInfo,
+) -> list[str]:
+    """``--memory``: one sidecar (SYS_PTRACE only, on Docker) streams every process's memory
+    into cores in ``spool``; they become side files of the bundle. Returns the warnings."""
+    pids = memory.target_pids(processes)
+    script = memscript.memory_script(pids, options.memory_limit)
+    request = dataclasses.replace(request, command=_in_sidecar(target_pid, script),
+                                  job="memory")
+
+    def receive(stream: BinaryIO, _plan: session.Plan) -> memory.MemoryResult:
+        return memory.receive(stream, spool)
+
+    found, code, stderr, plan = capture.capture(request, runtime, settings, ui, receive)
+    priv = plan.privileges
+    used = f"{priv.describe()}" + (f", dropped {', '.join(priv.cap_drop)}" if priv.cap_drop else "")
+    used += f" ({priv.reason})"
+    dump_info.meta["memory.json"] = found.to_json(options.memory_limit, used)
+    dump_info.side_files = [SideFile(core.name, core.path) for core in found.cores]
+    if found.refused and not found.cores:
+        raise BundleError(
+            "The kernel refused to let the sidecar read the target's memory ("
+            + "; ".join(found.refused[:3]) + f"). The sidecar ran as {used}.",
+            "A process that made itself non-dumpable, a setuid or file-capability binary, or a "
+            "security module (Yama, AppArmor, SELinux) refuses it. Leave --memory out to dump "
+            "the rest; on Kubernetes, a namespace that allows it can be debugged with a "
+            "SYS_PTRACE debugger (distrodebug shell pod/NAME --profile general).",
+        )
+    warnings = [f"memory of {item} was refused" for item in found.refused]
+    if found.cut:
+        text = (f"--memory-limit ({options.memory_limit >> 20} MiB) left out: "
+                + "; ".join(found.cut) + " (meta/memory.json lists each mapping)")
+        ui.notice(f"distrodebug: {text}; raise --memory-limit to keep them")
+        warnings.append(text)
+    if code != 0:
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        warnings.append(f"the memory script in the sidecar exited with status {code} {tail[0]}".strip())
+    return warnings

@@ -53,6 +53,14 @@ def dump(
     include_secrets: Annotated[
         bool, typer.Option("--include-secrets", help="Do not redact secret-looking values.")
     ] = False,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Also store each process's memory as an ELF core "
+                           "(memory/PID-COMM.core; holds every secret the process holds).")
+    ] = False,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="Most process memory to store, all processes "
+                          "together; mappings past it are listed as left out.")
+    ] = "512M",
     image: ImageOpt = None,
     output: OutputOpt = "text",
     container: ContainerOpt = None,
@@ -82,7 +90,8 @@ def dump(
         compression=compression,  # type: ignore[arg-type]
         paths=tuple(path or ()), excludes=tuple(exclude or ()), no_volumes=no_volumes,
         changed_only=changed_only, max_file_size=size(max_file_size, "--max-file-size"),
-        include_secrets=include_secrets,
+        include_secrets=include_secrets, memory=memory,
+        memory_limit=size(memory_limit, "--memory-limit"),
     )
     existed = file != "-" and os.path.lexists(file)
     try:
