@@ -126,16 +126,14 @@ def _dump(
         return write_bundle(out, stream, dump_info, options, progress)
 
     with contextlib.ExitStack() as stack:
-        warnings: list[str] = []
         if options.memory:
             spool = stack.enter_context(memory.spool_dir(out))
-            warnings = _memory(request, info.pid, found.processes, options, runtime, settings,
-                               ui, spool, dump_info)
+            dump_info.warnings += _memory(request, info.pid, found.processes, options, runtime,
+                                          settings, ui, spool, dump_info)
         request = dataclasses.replace(request, command=_in_sidecar(info.pid, script))
         result, code, _, _ = capture.capture(request, runtime, settings, ui, write, on_stderr=skips)
     if code != 0:
         result.warnings.append(f"the dump script in the sidecar exited with status {code}")
-    result.warnings.extend(warnings)
     result.warnings.extend(skips.diagnostics[:20])
     return result
 
@@ -151,12 +149,17 @@ def _memory(
     spool: Path,
     dump_info: DumpInfo,
 ) -> list[str]:
-    """``--memory``: one sidecar (SYS_PTRACE only, on Docker) streams every process's memory
-    into cores in ``spool``; they become side files of the bundle. Returns the warnings."""
+    """``--memory``: one sidecar streams every process's memory into cores in ``spool``; they
+    become side files of the bundle. Returns the warnings. Privileges: privileges.for_job."""
     pids = memory.target_pids(processes)
     script = memscript.memory_script(pids, options.memory_limit)
-    request = dataclasses.replace(request, command=_in_sidecar(target_pid, script),
-                                  job="memory")
+    request = dataclasses.replace(request, command=_in_sidecar(target_pid, script), job="memory")
+    owner = memory.common_owner(processes)
+    if owner is not None and request.target.runtime == "docker":
+        # Every process runs as one non-root uid:gid: the sidecar runs as it, with no capability.
+        # (Kubernetes' own `auto` profile already picks the target's uid where the pod names it.)
+        request = dataclasses.replace(
+            request, options=dataclasses.replace(request.options, user=f"{owner[0]}:{owner[1]}"))
 
     def receive(stream: BinaryIO, _plan: session.Plan) -> memory.MemoryResult:
         return memory.receive(stream, spool)

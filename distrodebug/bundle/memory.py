@@ -238,7 +238,7 @@ def receive(stream: BinaryIO, spool: Path) -> MemoryResult:
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB"
+    return f"{size >> 10} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
 
 
 def _expect(current: _Process | None, pid: int) -> _Process:
@@ -251,6 +251,17 @@ def _expect(current: _Process | None, pid: int) -> _Process:
 def target_pids(processes: Sequence[dict[str, Any]]) -> list[int]:
     """The processes whose memory is read: those the dump listed (our own are already out)."""
     return [int(p["pid"]) for p in processes if isinstance(p.get("pid"), int)]
+
+
+def common_owner(processes: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
+    """The one non-root (uid, gid) every process runs as (real and effective), else None."""
+    ids = {(p.get("uid"), p.get("euid"), p.get("gid")) for p in processes}
+    if len(ids) != 1:
+        return None
+    uid, euid, gid = ids.pop()
+    if not isinstance(uid, int) or not isinstance(gid, int) or uid != euid or uid == 0:
+        return None
+    return uid, gid
 
 
 @contextlib.contextmanager

@@ -90,6 +90,8 @@ class DumpInfo:
     fs_prefix: str = ""
     #: Binary files to add after the filesystem (``dump --memory``'s cores): see SideFile.
     side_files: list[SideFile] = field(default_factory=list)
+    #: Warnings known before the bundle is written; they open the manifest's list.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,7 @@ class _Writer:
         self.side_sums: dict[str, dict[str, Any]] = {}
         self.stats = {"entries": 0, "files": 0, "bytes": 0, "skipped": 0, "partial": 0}
         self.redactions = 0
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(info.warnings)
         self.changes = {k: v for k, v in (info.changes or {}).items() if v in _CHANGE_KINDS}
         self.changes = {normalise_path(k) or k: v for k, v in self.changes.items()}
         self.paths = clean_paths(options.paths)
