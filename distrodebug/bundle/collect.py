@@ -162,7 +162,7 @@ def _memory(
             request, options=dataclasses.replace(request.options, user=f"{owner[0]}:{owner[1]}"))
 
     def receive(stream: BinaryIO, _plan: session.Plan) -> memory.MemoryResult:
-        return memory.receive(stream, spool)
+        return memory.receive(stream, spool, mask_secrets=not options.include_secrets)
 
     found, code, stderr, plan = capture.capture(request, runtime, settings, ui, receive)
     priv = plan.privileges

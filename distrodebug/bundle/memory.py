@@ -30,6 +30,7 @@ from distrodebug.bundle.memscript import (
     RegionEnd,
     Skip,
 )
+from distrodebug.bundle.redact import is_secret_name
 from distrodebug.errors import BundleError
 
 MEMORY_DIR = "memory/"
@@ -123,16 +124,59 @@ def _region_record(mapping: elfcore.Mapping, reason: str) -> dict[str, Any]:
             "path": mapping.path, "reason": reason}
 
 
+#: Shorter values are not masked: a 1-3 byte string occurs everywhere in memory.
+MIN_MASKED = 4
+
+
+def secret_values(environ: bytes) -> list[bytes]:
+    """The values of the environment's secret-looking variables (redact.is_secret_name)."""
+    out: set[bytes] = set()
+    for entry in environ.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and len(value) >= MIN_MASKED and is_secret_name(name.decode("utf-8", "replace")):
+            out.add(value)
+    return sorted(out, key=len, reverse=True)
+
+
+class Masker:
+    """Replaces each secret value by as many ``*`` wherever it occurs in a region's bytes,
+    including across the pieces they arrive in (the last ``longest - 1`` bytes are held back)."""
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        self.secrets = [s for s in secrets if len(s) >= MIN_MASKED]
+        self.keep = max((len(s) for s in self.secrets), default=1) - 1
+        self.held = b""
+        self.count = 0
+
+    def feed(self, data: bytes) -> bytes:
+        if not self.secrets:
+            return data
+        buf = self.held + data
+        for secret in self.secrets:
+            found = buf.count(secret)
+            if found:
+                buf = buf.replace(secret, b"*" * len(secret))
+                self.count += found
+        cut = max(len(buf) - self.keep, 0)
+        self.held = buf[cut:]
+        return buf[:cut]
+
+    def flush(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+
 class _Process:
     """One core being written."""
 
-    def __init__(self, head: ProcessHead, spool: Path, node_machine: str) -> None:
+    def __init__(self, head: ProcessHead, spool: Path, node_machine: str, mask: bool) -> None:
+        self.masker = Masker(secret_values(head.environ) if mask else [])
         self.info = _process_info(head)
         self.mappings = parse_maps(head.maps)[: elfcore.MAX_SEGMENTS]
         self.record: dict[str, Any] = {
             "pid": head.pid, "name": self.info.comm, "cmdline": procinfo.parse_cmdline(head.cmdline),
             "threads": list(head.tids), "mappings": len(self.mappings), "bytes": 0,
-            "unreadable_bytes": 0, "skipped": [],
+            "unreadable_bytes": 0, "masked_env_values": 0, "skipped": [],
         }  # fmt: skip
         self.machine = machine_of(head.exe_head)
         if not head.exe_head:  # the executable could not be read: the node's machine then
@@ -161,17 +205,32 @@ class _Process:
             while self.writer.index < index:
                 self.writer.next()
 
+    def write(self, data: bytes) -> None:
+        if self.writer is not None:
+            self.writer.write(self.masker.feed(data))
+
+    def end_region(self) -> None:
+        if self.writer is not None:
+            self.writer.write(self.masker.flush())
+            self.writer.next()
+
     def close(self) -> int:
         size = 0
         if self.writer is not None and self.file is not None:
             size = self.writer.close()
             self.file.close()
         self.record["core_size"] = size
+        self.record["masked_env_values"] = self.masker.count
         return size
 
 
-def receive(stream: BinaryIO, spool: Path) -> MemoryResult:
-    """Read the memory script's stdout and write one core per process into ``spool``."""
+def receive(stream: BinaryIO, spool: Path, mask_secrets: bool = True) -> MemoryResult:
+    """Read the memory script's stdout and write one core per process into ``spool``.
+
+    With ``mask_secrets`` (unless --include-secrets), the values of the process's secret-looking
+    environment variables are masked wherever they occur in its memory. Memory holds secrets
+    no name points at (keys read from files, tokens from the network): a core is as sensitive
+    as the process itself."""
     result = MemoryResult()
     frames = Frames(stream)
     current: _Process | None = None
@@ -181,7 +240,7 @@ def receive(stream: BinaryIO, spool: Path) -> MemoryResult:
             if isinstance(frame, ProcessHead):
                 if current is not None:
                     raise BundleError("The memory stream started a process inside another.")
-                current = _Process(frame, spool, frames.machine)
+                current = _Process(frame, spool, frames.machine, mask_secrets)
                 if current.writer is None:
                     current.record["skipped_reason"] = "not a 64-bit x86_64 or aarch64 process"
             elif isinstance(frame, Region):
@@ -190,10 +249,9 @@ def receive(stream: BinaryIO, spool: Path) -> MemoryResult:
                 if frame.blocks * BLOCK != mapping.size:
                     raise BundleError("The memory stream's region size differs from its mapping.")
                 proc.advance_to(frame.index)
-                writer = proc.writer
-                frames.read_all(writer.write if writer is not None else (lambda _d: None))
-                if writer is not None:
-                    writer.next()
+                frames.read_all(proc.write)
+                proc.end_region()
+                if proc.writer is not None:
                     proc.record["bytes"] += mapping.size
             elif isinstance(frame, RegionEnd):
                 proc = _expect(current, frame.pid)

@@ -13,7 +13,8 @@ read (it lives in this shell's environment and output only), and every value the
 is base64; bytes are framed by length, never by a delimiter, so a target cannot forge a frame::
 
     DDMEM 1 <nonce> <uname -m>
-    P <nonce> <pid> <status> <stat> <cmdline> <auxv> <maps> <exe's first 64 bytes> <tids,...>
+    P <nonce> <pid> <status> <stat> <cmdline> <auxv> <maps> <exe's first 64 bytes> <environ>
+      <tids,...>
     R <nonce> <pid> <index> <4 KiB blocks>\\n<exactly blocks*4096 bytes>
     E <nonce> <pid> <index> <blocks read whole> <first error message>
     S <nonce> <pid> <index> <reason>            (a mapping left out)
@@ -81,7 +82,7 @@ for p in $PIDS; do
   for t in "/proc/$p/task/"[0-9]*; do tids="$tids${tids:+,}${t##*/}"; done
   echo "P $N $p $(b64 "/proc/$p/status")- $(b64 "/proc/$p/stat")- $(b64 "/proc/$p/cmdline")-" \
     "$(b64 "/proc/$p/auxv")- $maps $("$BB" head -c 64 "/proc/$p/exe" 2>/dev/null | b64)-" \
-    "${tids:--}"
+    "$(b64 "/proc/$p/environ")- ${tids:--}"
   i=0
   text=$(printf %s "$maps" | "$BB" base64 -d)
   # A here-document, not a pipe: the loop must run in this shell, which keeps LEFT.
@@ -131,6 +132,7 @@ class ProcessHead:
     auxv: bytes
     maps: bytes
     exe_head: bytes
+    environ: bytes  # read only to mask its secret values in the core; never stored
     tids: tuple[int, ...]
 
 
@@ -234,10 +236,11 @@ class Frames:
 
     @staticmethod
     def _frame(tag: bytes, args: list[bytes]) -> Frame:
-        if tag == b"P" and len(args) == 8:
-            tids = () if args[7] == b"-" else tuple(int(t) for t in args[7].split(b","))
-            status, stat, cmdline, auxv, maps, exe_head = (_b64(a) for a in args[1:7])
-            return ProcessHead(int(args[0]), status, stat, cmdline, auxv, maps, exe_head, tids)
+        if tag == b"P" and len(args) == 9:
+            tids = () if args[8] == b"-" else tuple(int(t) for t in args[8].split(b","))
+            status, stat, cmdline, auxv, maps, exe_head, environ = (_b64(a) for a in args[1:8])
+            return ProcessHead(int(args[0]), status, stat, cmdline, auxv, maps, exe_head, environ,
+                               tids)
         if tag == b"R" and len(args) == 3:
             return Region(int(args[0]), int(args[1]), int(args[2]))
         if tag == b"E" and len(args) == 4:

@@ -26,7 +26,8 @@ def b64(data: bytes) -> bytes:
 def p_line(pid: int = 7, comm: bytes = b"app") -> bytes:
     status = b"Name:\t" + comm + b"\nState:\tS (sleeping)\nPPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
     fields = [b"P", NONCE, str(pid).encode(), b64(status), b64(b"7 (app) S 1 7 7 0"),
-              b64(b"/usr/bin/app\0"), b64(bytes(16)), base64.b64encode(MAPS), b64(EXE), b"7,8"]
+              b64(b"/usr/bin/app\0"), b64(bytes(16)), base64.b64encode(MAPS), b64(EXE),
+              b64(b"HOME=/\0API_TOKEN=tok-123456\0"), b"7,8"]
     return b" ".join(fields) + b"\n"
 
 
@@ -108,3 +109,22 @@ def test_script_embeds_only_numbers_and_the_limit() -> None:
     script = memscript.memory_script([1, 22], 1 << 20)
     assert script.startswith("PIDS='1 22'\nLIMIT=1048576\n")
     assert "$$" not in script  # Kubernetes rewrites it in commands
+
+
+def test_secret_environment_values_are_masked_across_pieces(tmp_path: Path) -> None:
+    frames = whole()
+    data = (b"x" * 4090 + b"tok-123456" + b"y" * 4092).ljust(8192, b"z")
+    frames[1] = b"R " + NONCE + b" 7 0 2\n" + data
+    result = memory.receive(stream(*frames, b"END " + NONCE + b"\n"), tmp_path)
+    core = (tmp_path / "7-app.core").read_bytes()
+    assert b"tok-123456" not in core and b"x" * 4090 + b"*" * 10 + b"y" * 4092 in core
+    assert result.processes[0]["masked_env_values"] == 1
+    (tmp_path / "kept").mkdir()
+    memory.receive(stream(*frames, b"END " + NONCE + b"\n"), tmp_path / "kept", mask_secrets=False)
+    assert b"tok-123456" in (tmp_path / "kept" / "7-app.core").read_bytes()
+
+
+def test_masker_finds_a_secret_split_between_pieces() -> None:
+    masker = memory.Masker([b"hunter2-secret", b"abc"])  # too short values are not masked
+    out = masker.feed(b"..hunter2-") + masker.feed(b"secret..abc") + masker.flush()
+    assert out == b".." + b"*" * 14 + b"..abc" and masker.count == 1
