@@ -43,7 +43,7 @@ _REASONS = {
     "gone": "the process ended before its memory was read",
     "refused": "the kernel refused access to its memory (ptrace access check)",
     "ours": "distrodebug's own process",
-    "other-container": "a process of another container in the pod",
+    "other-container": "not in the target container (another container's or a debugger's)",
 }
 
 

@@ -26,7 +26,8 @@ is base64; bytes are framed by length, never by a delimiter, so a target cannot 
 permission: guard pages), ``kernel`` ([vvar], [vsyscall]: the kernel's, not the process's),
 ``device`` (a device mapping: reading it could touch hardware), ``limit`` (over what is left
 of the size limit); for processes ``gone``, ``refused`` (no ptrace access to its memory),
-``ours`` (the sidecar's own), ``limit`` (nothing left of the size limit).
+``ours`` (the sidecar's own), ``other-container`` (not in the cgroup of the target's main
+process ``DD_PID``: another container's, a debugger's).
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ top() {  # the first process of the tree $1 is in, as far as this namespace sees
   echo "$t"
 }
 OURS=$(top "$SELF")
+# The target container's processes share its main process's cgroup; ours, other debuggers'
+# (earlier jobs in Kubernetes' ephemeral containers linger) and other containers' do not.
+CG=$("$BB" cat "/proc/${DD_PID:-1}/cgroup" 2>/dev/null)
 LEFT=$LIMIT
 exec 4>&1
 echo "DDMEM 1 $N $("$BB" uname -m)"
 for p in $PIDS; do
   if [ ! -d "/proc/$p" ]; then echo "X $N $p gone -"; continue; fi
   if [ "$(top "$p")" = "$OURS" ]; then echo "X $N $p ours -"; continue; fi
-  if [ -n "$DD_CID" ] && ! "$BB" grep -q -F -e "$DD_CID" "/proc/$p/cgroup" 2>/dev/null; then
+  if [ -n "$CG" ] && [ "$("$BB" cat "/proc/$p/cgroup" 2>/dev/null)" != "$CG" ]; then
     echo "X $N $p other-container -"; continue
   fi
   if ! e=$("$BB" dd if="/proc/$p/mem" bs=1 count=0 2>&1 >/dev/null); then
