@@ -19,7 +19,7 @@ from distrodebug.bundle import memory, memscript, procinfo
 from distrodebug.bundle import script as dumpscript
 from distrodebug.bundle.options import DumpOptions, SkippedEntry
 from distrodebug.bundle.writer import DumpInfo, DumpResult, SideFile, write_bundle
-from distrodebug.errors import BundleError, Interrupted, UsageError
+from distrodebug.errors import BundleError, DistrodebugError, Interrupted, UsageError
 from distrodebug.model import DebugOptions
 from distrodebug.runtimes.base import Runtime
 from distrodebug.settings import Settings
@@ -150,34 +150,66 @@ def _memory(
     dump_info: DumpInfo,
 ) -> list[str]:
     """``--memory``: one sidecar streams every process's memory into cores in ``spool``; they
-    become side files of the bundle. Returns the warnings. Privileges: privileges.for_job."""
+    become side files of the bundle. Returns the warnings.
+
+    Least privilege first, more only when the kernel refuses. On Docker, when every process runs
+    as one non-root uid:gid, the sidecar runs as it with no capability; a process that made
+    itself non-dumpable refuses that, and the job runs again as root keeping SYS_PTRACE and
+    DAC_READ_SEARCH (privileges.for_job). On Kubernetes the dump's own debugger is tried
+    first (its `auto` profile picks the target's uid, or root with the default capabilities);
+    on a refusal, a root debugger with SYS_PTRACE (profile general), which Pod Security below
+    'privileged' refuses: that refusal is said as it is.
+    """
     pids = memory.target_pids(processes)
     script = memscript.memory_script(pids, options.memory_limit)
     request = dataclasses.replace(request, command=_in_sidecar(target_pid, script), job="memory")
+    attempts = [request]
     owner = memory.common_owner(processes)
     if owner is not None and request.target.runtime == "docker":
-        # Every process runs as one non-root uid:gid: the sidecar runs as it, with no capability.
-        # (Kubernetes' own `auto` profile already picks the target's uid where the pod names it.)
-        request = dataclasses.replace(
-            request, options=dataclasses.replace(request.options, user=f"{owner[0]}:{owner[1]}"))
+        as_owner = dataclasses.replace(request.options, user=f"{owner[0]}:{owner[1]}")
+        attempts.insert(0, dataclasses.replace(request, options=as_owner))
+    elif request.target.runtime == "kubernetes":
+        # kubectl's `general` profile (SYS_PTRACE) as root: Pod Security is checked before the
+        # debugger is sent, and a refusal is an error, not auto's quiet step down.
+        more = dataclasses.replace(request.options, user="0", profile="general")
+        attempts.append(dataclasses.replace(request, options=more))
 
-    def receive(stream: BinaryIO, _plan: session.Plan) -> memory.MemoryResult:
-        return memory.receive(stream, spool, mask_secrets=not options.include_secrets)
+    refused = ""
+    for number, attempt in enumerate(attempts):
+        folder = spool / str(number)
+        folder.mkdir(mode=0o700)
 
-    found, code, stderr, plan = capture.capture(request, runtime, settings, ui, receive)
-    priv = plan.privileges
-    used = f"{priv.describe()}" + (f", dropped {', '.join(priv.cap_drop)}" if priv.cap_drop else "")
-    used += f" ({priv.reason})"
+        def receive(stream: BinaryIO, _plan: session.Plan, into: Path = folder) -> memory.MemoryResult:
+            return memory.receive(stream, into, mask_secrets=not options.include_secrets)
+
+        try:
+            found, code, stderr, plan = capture.capture(attempt, runtime, settings, ui, receive)
+        except DistrodebugError as exc:
+            if number == 0:
+                raise
+            raise BundleError(
+                f"The kernel refused to let the debugger read the target's memory ({refused}), "
+                f"and a debugger with SYS_PTRACE could not start: {exc.message}",
+                "Pod Security 'baseline' and 'restricted' refuse SYS_PTRACE. Leave --memory out "
+                "to dump the rest, or dump the memory in a namespace whose level is 'privileged'.",
+                exit_code=exc.exit_code,
+            ) from None
+        priv = plan.privileges
+        used = priv.describe() + (f", dropped {', '.join(priv.cap_drop)}" if priv.cap_drop else "")
+        used += f" ({priv.reason})"
+        if not found.refused or number == len(attempts) - 1:
+            break
+        refused = "; ".join(found.refused[:3])
+        ui.notice(f"distrodebug: as {priv.describe()}, the kernel refused to let the sidecar read "
+                  f"the memory of {refused}; trying again with SYS_PTRACE")
     dump_info.meta["memory.json"] = found.to_json(options.memory_limit, used)
     dump_info.side_files = [SideFile(core.name, core.path) for core in found.cores]
     if found.refused and not found.cores:
         raise BundleError(
             "The kernel refused to let the sidecar read the target's memory ("
             + "; ".join(found.refused[:3]) + f"). The sidecar ran as {used}.",
-            "A process that made itself non-dumpable, a setuid or file-capability binary, or a "
-            "security module (Yama, AppArmor, SELinux) refuses it. Leave --memory out to dump "
-            "the rest; on Kubernetes, a namespace that allows it can be debugged with a "
-            "SYS_PTRACE debugger (distrodebug shell pod/NAME --profile general).",
+            "A security module (Yama, AppArmor, SELinux) or the runtime's policy forbids it. "
+            "Leave --memory out to dump the rest.",
         )
     warnings = [f"memory of {item} was refused" for item in found.refused]
     if found.cut:

@@ -123,6 +123,24 @@ def test_memory_limit_cuts_with_a_message(dd: Any, make_container: Any, python_i
     assert "LWP" in _gdb(core, "info threads")
 
 
+def test_a_non_dumpable_process_is_read_with_sys_ptrace(dd: Any, make_container: Any,
+                                                        python_image: str, tmp_path: Path) -> None:
+    """Its own uid may not read it (the kernel's dumpable check): the job runs again as root
+    with SYS_PTRACE, says so, and records it."""
+    app = "import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n" + APP  # PR_SET_DUMPABLE 0
+    target = make_container(python_image, command=["-B", "-c", app], user="65532")
+    _ready(target)
+    bundle = tmp_path / "m.tar.zst"
+    ran = dd("dump", target.name, "-f", str(bundle), "--memory", "--path", "/etc/passwd")
+    assert ran.code == 0, ran.err
+    assert "as user 65532:65532, the kernel refused" in ran.err and "trying again with SYS_PTRACE" in ran.err
+    members = _members(bundle)
+    info = json.loads(members["meta/memory.json"])
+    assert info["privileges"].startswith("root +SYS_PTRACE +DAC_READ_SEARCH")
+    assert info["processes"][0]["bytes"] > 1 << 20
+    assert dd("verify", str(bundle)).code == 0
+
+
 def test_memory_of_a_stopped_target_is_refused(dd: Any, make_container: Any, static_image: str,
                                                tmp_path: Path) -> None:
     target = make_container(static_image)

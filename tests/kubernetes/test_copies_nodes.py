@@ -180,3 +180,21 @@ def test_dump_memory_of_a_pod_opens_in_gdb(cluster: Cluster, ns: str, tmp_path: 
         out = subprocess.run([gdb, "--batch", "-nx", "-c", str(core), "-ex", "info threads",
                               "-ex", "info proc mappings"], capture_output=True, text=True).stdout
         assert "LWP 1" in out and "/usr/bin/python3.11" in out, out
+
+
+def test_dump_memory_refused_by_pod_security_says_so(cluster: Cluster, ns_factory: Any,
+                                                     tmp_path: Path) -> None:
+    """A non-dumpable process refuses its own uid; Pod Security 'restricted' refuses the
+    SYS_PTRACE debugger that could read it: the message says both, no bundle is written."""
+    ns = ns_factory({"pod-security.kubernetes.io/enforce": "restricted"})
+    app = ("import ctypes, time\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # PR_SET_DUMPABLE 0
+           "time.sleep(600)\n")
+    cluster.apply(pod("locked", cluster.images["python"], user=65532, restricted=True,
+                      command=["/usr/bin/python3.11", "-c", app]), namespace=ns)
+    cluster.wait_ready("locked", ns)
+    bundle = tmp_path / "locked.tar.zst"
+    ran = cluster.dd("dump", "pod/locked", "-n", ns, "-f", str(bundle), "--memory",
+                     "--path", "/etc/passwd")
+    assert ran.code != 0 and not bundle.exists()
+    assert "kernel refused to let the debugger read the target's memory" in ran.err, ran.err
+    assert "Pod Security" in ran.err and "Leave --memory out" in ran.err, ran.err
