@@ -4,9 +4,10 @@
 PID namespace. For each process it is given (the dump's process list, which already leaves out
 the sidecar's own) it reads ``/proc/PID/maps`` and streams every readable mapping's bytes from
 ``/proc/PID/mem`` with busybox ``dd`` (4 KiB blocks: ``skip`` counts blocks, so offsets up to
-2^63 work; ``conv=noerror,sync`` skips an unreadable block and writes zeros in its place) through
-``head -c`` with zeros behind it, so **exactly** the announced length always follows a header,
-whatever the kernel or a dying process does. Nothing is written anywhere but stdout.
+2^63 work; ``conv=noerror,sync`` skips an unreadable block and writes zeros in its place), with
+zeros behind it, through ``dd count=N iflag=fullblock``, so **exactly** the announced length
+always follows a header, whatever the kernel or a dying process does (``head -c`` would do the
+same, but busybox's copies a byte at a time: 60 MB/s against 250). Nothing is written anywhere but stdout.
 
 stdout, one frame after another; every header line carries the nonce, which the target cannot
 read (it lives in this shell's environment and output only), and every value the target controls
@@ -104,7 +105,7 @@ for p in $PIDS; do
     echo "R $N $p $i $n"
     r=$( { { "$BB" dd if="/proc/$p/mem" bs=4096 skip=$((0x$s / 4096)) count=$n conv=noerror,sync \
              2>&3 3>&-; "$BB" dd if=/dev/zero bs=4096 count=$n 2>/dev/null 3>&-; } \
-           | "$BB" head -c $((n * 4096)) >&4 4>&-; } 3>&1 \
+           | "$BB" dd ibs=4096 obs=1048576 count=$n iflag=fullblock 2>/dev/null >&4 4>&-; } 3>&1 \
          | "$BB" awk '/records in/ { split($1, a, "+"); r = a[1] } /^dd: / && m == "" { m = $0 }
                       END { printf "%s %s", (r == "" ? 0 : r), m }')
     m=${r#* }
