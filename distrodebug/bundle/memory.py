@@ -284,7 +284,7 @@ def receive(stream: BinaryIO, spool: Path, mask_secrets: bool = True) -> MemoryR
                 result.processes.append(proc.record)
                 if frame.pid in cut:
                     sizes = cut[frame.pid]
-                    result.cut.append(f"pid {frame.pid} ({proc.info.comm}): {len(sizes)} "
+                    result.cut.append(f"pid {frame.pid} ({_shown(proc.info.comm)}): {len(sizes)} "
                                       f"mapping(s), {_mib(sum(sizes))} left out")
                 current = None
             elif isinstance(frame, End):
@@ -293,6 +293,11 @@ def receive(stream: BinaryIO, spool: Path, mask_secrets: bool = True) -> MemoryR
         if current is not None and current.file is not None:
             current.file.close()
     return result
+
+
+def _shown(name: str) -> str:
+    """A process name for a message: the target chose it, so no control character passes."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in name)
 
 
 def _mib(size: int) -> str:

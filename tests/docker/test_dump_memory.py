@@ -141,6 +141,33 @@ def test_a_non_dumpable_process_is_read_with_sys_ptrace(dd: Any, make_container:
     assert dd("verify", str(bundle)).code == 0
 
 
+def test_hostile_names_are_escaped_and_sanitised(dd: Any, make_container: Any, python_image: str,
+                                                 tmp_path: Path) -> None:
+    """The target names itself with a newline and a terminal escape, and maps a file whose
+    name holds a newline: the core's name is sanitised, messages are escaped, gdb still reads."""
+    app = ("import ctypes, mmap\n"
+           "ctypes.CDLL(None).prctl(15, b'ev\\n\\x1b[31mil', 0, 0, 0)\n"  # PR_SET_NAME
+           "f = open('/tmp/map\\nfile', 'w+b'); f.write(b'mapped-bytes'.ljust(4096, b'.')); f.flush()\n"
+           "m = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)\n" + APP)
+    target = make_container(python_image, command=["-B", "-c", app])
+    _ready(target)
+    bundle = tmp_path / "m.tar.zst"
+    ran = dd("dump", target.name, "-f", str(bundle), "--memory", "--memory-limit", "4M",
+             "--path", "/etc/passwd")
+    assert ran.code == 0, ran.err
+    # /proc/PID/status escapes the newline itself (as the text \n), not the escape character.
+    assert "\x1b" not in ran.err and "pid 1 (ev\\n\\x1b[31mil)" in ran.err, ran.err
+    members = _members(bundle)
+    assert [n for n in members if n.startswith("memory/")] == ["memory/1-ev_n__31mil.core"]
+    info = json.loads(members["meta/memory.json"])
+    core = tmp_path / "hostile.core"
+    core.write_bytes(members["memory/1-ev_n__31mil.core"])
+    out = _gdb(core, "info proc mappings")
+    assert "/tmp/map\\012file" in out, out  # as the kernel escapes it in maps and NT_FILE
+    assert info["processes"][0]["name"] == "ev\\n\x1b[31mil"  # JSON keeps it as /proc said
+    assert dd("verify", str(bundle)).code == 0
+
+
 def test_memory_of_a_stopped_target_is_refused(dd: Any, make_container: Any, static_image: str,
                                                tmp_path: Path) -> None:
     target = make_container(static_image)
