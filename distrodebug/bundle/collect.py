@@ -204,6 +204,10 @@ def _memory(
                   f"the memory of {refused}; trying again with SYS_PTRACE")
     dump_info.meta["memory.json"] = found.to_json(options.memory_limit, used)
     dump_info.side_files = [SideFile(core.name, core.path) for core in found.cores]
+    if found.damaged and not found.cores and not found.refused:
+        detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        raise BundleError(f"{found.damaged.rstrip('.')} {detail[0]}".strip(),
+                          "Run the dump again, or leave --memory out.")
     if found.refused and not found.cores:
         raise BundleError(
             "The kernel refused to let the sidecar read the target's memory ("
@@ -212,6 +216,10 @@ def _memory(
             "Leave --memory out to dump the rest.",
         )
     warnings = [f"memory of {item} was refused" for item in found.refused]
+    if found.damaged:
+        text = f"{found.damaged} The cores completed before are kept (meta/memory.json)."
+        ui.notice(f"distrodebug: {text}")
+        warnings.append(text)
     if found.cut:
         text = (f"--memory-limit ({options.memory_limit >> 20} MiB) left out: "
                 + "; ".join(found.cut) + " (meta/memory.json lists each mapping)")

@@ -63,12 +63,15 @@ class MemoryResult:
     processes: list[dict[str, Any]] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)  # "pid 7 (python3): 3 mappings, 96 MiB"
     refused: list[str] = field(default_factory=list)
+    #: Why the stream ended early, when it did (the cores completed before are kept).
+    damaged: str = ""
 
     def to_json(self, limit: int, privileges: str) -> dict[str, Any]:
         return {
             "limit": limit,
             "privileges": privileges,
             "bytes": sum(p.get("bytes", 0) for p in self.processes),
+            "complete": not self.damaged,
             "processes": self.processes,
         }
 
@@ -289,9 +292,18 @@ def receive(stream: BinaryIO, spool: Path, mask_secrets: bool = True) -> MemoryR
                 current = None
             elif isinstance(frame, End):
                 break
+    except BundleError as exc:
+        # The sidecar or the transport went away (frames cannot be forged: see memscript).
+        # What was complete stays; the process being read is dropped and recorded as such.
+        result.damaged = exc.message
+        if current is not None:
+            current.record["skipped_reason"] = f"incomplete: {exc.message}"
+            result.processes.append(current.record)
     finally:
         if current is not None and current.file is not None:
             current.file.close()
+            if result.damaged:
+                current.path.unlink(missing_ok=True)
     return result
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from distrodebug.bundle import memory, memscript
-from distrodebug.errors import BundleError
 
 NONCE = b"0123456789abcdef0123456789abcdef"
 MAPS = (b"00400000-00402000 r-xp 00000000 08:01 1234 /usr/bin/app\n"
@@ -73,7 +72,7 @@ def test_unreadable_blocks_are_recorded(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", [
     "wrong nonce", "cut data", "no end", "bad header", "region too big", "unknown tag",
 ])
-def test_damaged_or_forged_streams_are_refused(tmp_path: Path, damage: str) -> None:
+def test_damaged_or_forged_streams_are_caught(tmp_path: Path, damage: str) -> None:
     frames = whole()
     if damage == "wrong nonce":
         # What a target could try: a frame of its own inside its memory. Without the nonce it
@@ -87,8 +86,22 @@ def test_damaged_or_forged_streams_are_refused(tmp_path: Path, damage: str) -> N
         frames[3] = b"Z " + NONCE + b" 7\n"
     tail = [] if damage in ("no end", "cut data") else [b"END " + NONCE + b"\n"]
     head = b"DDMEM 2 x\n" if damage == "bad header" else b"DDMEM 1 " + NONCE + b" x86_64\n"
-    with pytest.raises(BundleError, match="memory stream"):
-        memory.receive(stream(*frames, *tail, head=head), tmp_path)
+    result = memory.receive(stream(*frames, *tail, head=head), tmp_path)
+    assert "memory stream" in result.damaged
+    if damage == "no end":  # the process itself was complete: its core stays
+        assert [c.name for c in result.cores] == ["memory/7-app.core"]
+        return
+    assert not result.cores and not list(tmp_path.iterdir())  # the core being written is dropped
+    if damage != "bad header":
+        assert result.processes[0]["skipped_reason"].startswith("incomplete:")
+
+
+def test_cores_completed_before_damage_are_kept(tmp_path: Path) -> None:
+    second = [f.replace(b" 7 ", b" 8 ").replace(b" 7\n", b" 8\n") for f in whole()]
+    result = memory.receive(stream(*whole(), *second[:2]), tmp_path)  # cut inside process 8
+    assert [c.name for c in result.cores] == ["memory/7-app.core"] and result.damaged
+    assert [p["pid"] for p in result.processes] == [7, 8]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["7-app.core"]
 
 
 def test_region_bytes_that_look_like_frames_stay_bytes(tmp_path: Path) -> None:
