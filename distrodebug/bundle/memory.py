@@ -10,6 +10,7 @@ out, and why, goes to ``meta/memory.json``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ from distrodebug.bundle.memscript import (
     RegionEnd,
     Skip,
 )
-from distrodebug.bundle.redact import is_secret_name
+from distrodebug.bundle.redact import is_secret_name, redact_data
 from distrodebug.errors import BundleError
 
 MEMORY_DIR = "memory/"
@@ -131,13 +132,23 @@ def _region_record(mapping: elfcore.Mapping, reason: str) -> dict[str, Any]:
 MIN_MASKED = 4
 
 
-def secret_values(environ: bytes) -> list[bytes]:
-    """The values of the environment's secret-looking variables (redact.is_secret_name)."""
+def secret_values(environ: bytes, args: Sequence[str] = ()) -> list[bytes]:
+    """The values the dump would redact: of the environment's secret-looking variables
+    (redact.is_secret_name) and in the command line (``--password=X``, ``-pX``, a URL's)."""
     out: set[bytes] = set()
     for entry in environ.split(b"\0"):
         name, sep, value = entry.partition(b"=")
         if sep and len(value) >= MIN_MASKED and is_secret_name(name.decode("utf-8", "replace")):
             out.add(value)
+    redacted, _ = redact_data(list(args))
+    if isinstance(redacted, list) and len(redacted) == len(args):
+        for arg, shown in zip(args, redacted, strict=True):
+            if arg != shown:
+                head = len(os.path.commonprefix([arg, shown]))
+                tail = len(os.path.commonprefix([arg[head:][::-1], shown[head:][::-1]]))
+                value = arg[head : len(arg) - tail].encode("utf-8", "surrogateescape")
+                if len(value) >= MIN_MASKED:
+                    out.add(value)
     return sorted(out, key=len, reverse=True)
 
 
@@ -173,13 +184,17 @@ class _Process:
     """One core being written."""
 
     def __init__(self, head: ProcessHead, spool: Path, node_machine: str, mask: bool) -> None:
-        self.masker = Masker(secret_values(head.environ) if mask else [])
+        args = procinfo.parse_cmdline(head.cmdline)
+        self.masker = Masker(secret_values(head.environ, args) if mask else [])
         self.info = _process_info(head)
+        if mask:  # NT_PRPSINFO's arguments as the dump shows them
+            shown, _ = redact_data(args)
+            self.info = dataclasses.replace(self.info, args=" ".join(shown))
         self.mappings = parse_maps(head.maps)[: elfcore.MAX_SEGMENTS]
         self.record: dict[str, Any] = {
             "pid": head.pid, "name": self.info.comm, "cmdline": procinfo.parse_cmdline(head.cmdline),
             "threads": list(head.tids), "mappings": len(self.mappings), "bytes": 0,
-            "unreadable_bytes": 0, "masked_env_values": 0, "skipped": [],
+            "unreadable_bytes": 0, "masked_values": 0, "skipped": [],
         }  # fmt: skip
         self.machine = machine_of(head.exe_head)
         if not head.exe_head:  # the executable could not be read: the node's machine then
@@ -223,7 +238,7 @@ class _Process:
             size = self.writer.close()
             self.file.close()
         self.record["core_size"] = size
-        self.record["masked_env_values"] = self.masker.count
+        self.record["masked_values"] = self.masker.count
         return size
 
 

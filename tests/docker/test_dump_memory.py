@@ -65,8 +65,8 @@ def _ready(container: Any) -> None:
 @pytest.mark.parametrize("user", ["0", "65532"])
 def test_memory_core_opens_in_gdb(dd: Any, make_container: Any, python_image: str,
                                   tmp_path: Path, user: str) -> None:
-    target = make_container(python_image, command=["-B", "-c", APP], user=user,
-                            environment={"DB_PASSWORD": "hunter2-in-memory"})
+    target = make_container(python_image, command=["-B", "-c", APP, "--token=cli-secret-123"],
+                            user=user, environment={"DB_PASSWORD": "hunter2-in-memory"})
     _ready(target)
     before = target.diff()
     bundle = tmp_path / "m.tar.zst"
@@ -89,7 +89,8 @@ def test_memory_core_opens_in_gdb(dd: Any, make_container: Any, python_image: st
     assert len(proc["threads"]) == 3 and proc["bytes"] > 1 << 20
     assert {s["path"] for s in proc["skipped"]} >= {"[vvar]"}
     # The secret's value is masked wherever it is (the stack's environment, os.environ's copy).
-    assert b"hunter2-in-memory" not in members[cores[0]] and proc["masked_env_values"] >= 2
+    assert b"hunter2-in-memory" not in members[cores[0]] and proc["masked_values"] >= 2
+    assert b"cli-secret-123" not in members[cores[0]]  # argv on the stack, sys.argv, psargs
 
     core = tmp_path / "python.core"
     core.write_bytes(members[cores[0]])

@@ -131,7 +131,7 @@ def test_secret_environment_values_are_masked_across_pieces(tmp_path: Path) -> N
     result = memory.receive(stream(*frames, b"END " + NONCE + b"\n"), tmp_path)
     core = (tmp_path / "7-app.core").read_bytes()
     assert b"tok-123456" not in core and b"x" * 4090 + b"*" * 10 + b"y" * 4092 in core
-    assert result.processes[0]["masked_env_values"] == 1
+    assert result.processes[0]["masked_values"] == 1
     (tmp_path / "kept").mkdir()
     memory.receive(stream(*frames, b"END " + NONCE + b"\n"), tmp_path / "kept", mask_secrets=False)
     assert b"tok-123456" in (tmp_path / "kept" / "7-app.core").read_bytes()
@@ -141,3 +141,11 @@ def test_masker_finds_a_secret_split_between_pieces() -> None:
     masker = memory.Masker([b"hunter2-secret", b"abc"])  # too short values are not masked
     out = masker.feed(b"..hunter2-") + masker.feed(b"secret..abc") + masker.flush()
     assert out == b".." + b"*" * 14 + b"..abc" and masker.count == 1
+
+
+def test_command_line_secrets_are_found_as_the_dump_would_redact_them() -> None:
+    args = ["mysql", "-phunter2-db", "--password", "second-secret", "https://u:pw-in-url@h/x",
+            "--token=tok-abcdef", "--verbose"]
+    found = memory.secret_values(b"HOME=/\0DB_PASSWORD=env-secret\0A=1\0", args)
+    assert set(found) == {b"hunter2-db", b"second-secret", b"pw-in-url", b"tok-abcdef",
+                          b"env-secret"}
