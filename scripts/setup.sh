@@ -13,6 +13,7 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 # dump --memory's tests open the cores it writes with real gdb and readelf.
 command -v gdb >/dev/null 2>&1 || missing+=(gdb)
+command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)  # aarch64 cores
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 if [ "${DISTRODEBUG_WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
