@@ -105,11 +105,11 @@ def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
     dropped, since the kernel lets a process read the memory of a dumpable one with the same
     ids; as root it keeps SYS_PTRACE (the ptrace access check on a process whose capabilities
     are not a subset of ours) and DAC_READ_SEARCH (/proc/<pid>/mem and auxv are mode 0600/0400,
-    owned by the target's uid), and never opens a file of the target's. Writes to a root
-    target add DAC_OVERRIDE, FOWNER and CHOWN (root in the target has them); writes to another
-    user's target only SETUID and SETGID, to become that user. Always no-new-privileges, a pids
-    and a memory limit. Kubernetes profiles, --privileged and an explicit --user are left as
-    they are.
+    owned by the target's uid); of the target's files it reads only its executable's ELF
+    header. Writes to a root target add DAC_OVERRIDE, FOWNER and CHOWN (root in the target has
+    them); writes to another user's target only SETUID and SETGID, to become that user. Always
+    no-new-privileges, a pids and a memory limit. Kubernetes profiles, --privileged and an
+    explicit --user are left as they are.
     """
     if job == "memory" and not (priv.profile or priv.privileged or priv.user in ("0", "root")):
         return dataclasses.replace(
