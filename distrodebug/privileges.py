@@ -88,7 +88,7 @@ def choose_copy(*, user: str | None = None, cap_add: tuple[str, ...] = ()) -> Pr
 
 
 #: What a sidecar is for: an interactive or exec session, or one of our own jobs.
-Job = Literal["session", "read", "write"]
+Job = Literal["session", "read", "write", "memory"]
 #: Our jobs' process limit: a tar, a find, a few shells.
 JOB_PIDS_LIMIT = 256
 #: A cp or dump sidecar runs busybox tar and sh; a runaway one must not take the host\'s memory.
@@ -100,15 +100,31 @@ def for_job(priv: Privileges, info: TargetInfo, job: Job) -> Privileges:
 
     Every capability is dropped; kept are SYS_CHROOT (the chroot into the target), SYS_PTRACE
     (reading /proc/<pid>/root of a process with other capabilities than ours) and, to read,
-    DAC_READ_SEARCH (every file, whatever its mode). Writes to a root target add DAC_OVERRIDE,
-    FOWNER and CHOWN (root in the target has them); writes to another user's target only
-    SETUID and SETGID, to become that user. Always no-new-privileges, a pids and a memory limit.
-    Kubernetes profiles, --privileged and an explicit --user are left as they are.
+    DAC_READ_SEARCH (every file, whatever its mode). Reading process memory (``dump --memory``):
+    as the target's own uid and gid (the caller asks for it with --user) every capability is
+    dropped, since the kernel lets a process read the memory of a dumpable one with the same
+    ids; as root it keeps SYS_PTRACE (the ptrace access check on a process whose capabilities
+    are not a subset of ours) and DAC_READ_SEARCH (/proc/<pid>/mem and auxv are mode 0600/0400,
+    owned by the target's uid); of the target's files it reads only its executable's ELF
+    header. Writes to a root target add DAC_OVERRIDE, FOWNER and CHOWN (root in the target has
+    them); writes to another user's target only SETUID and SETGID, to become that user. Always
+    no-new-privileges, a pids and a memory limit. Kubernetes profiles, --privileged and an
+    explicit --user are left as they are.
     """
+    if job == "memory" and not (priv.profile or priv.privileged or priv.user in ("0", "root")):
+        return dataclasses.replace(
+            priv, cap_add=(), cap_drop=("ALL",), no_new_privileges=True, pids_limit=JOB_PIDS_LIMIT,
+            memory_limit=JOB_MEMORY_LIMIT,
+            reason=f"the memory job runs as the target's own user {priv.user} with every "
+                   "capability dropped: the kernel lets a process read the memory of another "
+                   "with the same uid and gid",
+        )
     if job == "session" or priv.profile or priv.privileged or priv.user not in ("0", "root"):
         return priv
     if job == "read":
         keep: tuple[str, ...] = ("SYS_CHROOT", "SYS_PTRACE", "DAC_READ_SEARCH")
+    elif job == "memory":
+        keep = ("SYS_PTRACE", "DAC_READ_SEARCH")
     elif info.runs_as_root:
         keep = ("SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE", "FOWNER", "CHOWN")
     else:

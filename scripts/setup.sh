@@ -13,6 +13,10 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 # Signed bundles are checked against the real `ssh-keygen -Y verify` in the tests.
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+# dump --memory's tests open the cores it writes with real gdb and readelf.
+command -v gdb >/dev/null 2>&1 || missing+=(gdb)
+command -v gdb-multiarch >/dev/null 2>&1 || missing+=(gdb-multiarch)  # aarch64 cores
+command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 if [ "${DISTRODEBUG_WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi

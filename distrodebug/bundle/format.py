@@ -24,6 +24,8 @@ from the first bytes, not the name. Members, in this order:
         options      the dump options used
         redactions   how many values were redacted in meta (0 with include_secrets)
         meta         {"meta/<name>": {"sha256": ..., "size": ...}}
+        files        {"<name>": {"sha256": ..., "size": ...}}: other binary members, present only
+                     when there are some (``memory/PID-COMM.core``, ELF cores of ``dump --memory``)
         stats        counts: entries, files, bytes stored, skipped, partial
         warnings     stream problems worth knowing (resynchronised after a damaged batch...)
         custody      the chain-of-custody record: collector, host, command line, UTC times,
@@ -214,14 +216,15 @@ def check_shape(manifest: dict[str, Any]) -> None:
 
     containers: tuple[tuple[str, type], ...] = (
         ("tool", dict), ("target", dict), ("options", dict), ("meta", dict), ("stats", dict),
-        ("warnings", list), ("entries", list), ("custody", dict))
+        ("warnings", list), ("entries", list), ("custody", dict), ("files", dict))
     for key, container in containers:
         if manifest.get(key) is not None and not isinstance(manifest[key], container):
             raise bad(f"'{key}' is not a JSON {'object' if container is dict else 'array'}")
     for key in ("redactions",):
         if manifest.get(key) is not None and not _is_int(manifest[key]):
             raise bad(f"'{key}' is not a number")
-    for name, meta in (manifest.get("meta") or {}).items():
+    sums = {**(manifest.get("meta") or {}), **(manifest.get("files") or {})}
+    for name, meta in sums.items():
         if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) \
                 or not _is_int(meta.get("size")):
             raise bad(f"meta entry {name!r} is not {{'sha256': ..., 'size': ...}}")
@@ -320,7 +323,7 @@ def verify_bundle(path: str | Path) -> VerifyResult:
 
 def _compare(manifest: dict[str, Any], seen: dict[str, _Seen], result: VerifyResult) -> None:
     expected: dict[str, dict[str, Any]] = {}
-    for name, meta in (manifest.get("meta") or {}).items():
+    for name, meta in {**(manifest.get("meta") or {}), **(manifest.get("files") or {})}.items():
         expected[str(name)] = {"type": "file", **meta}
     for entry in manifest.get("entries") or []:
         result.entries += 1

@@ -23,6 +23,9 @@ from typing import Any, Literal
 #: while a sparse or runaway file (a 2 GiB truncate, a full log) cannot stall the dump.
 DEFAULT_MAX_FILE_SIZE = 1 << 30
 
+#: ``dump --memory``'s default --memory-limit: the total of process memory put in the bundle.
+DEFAULT_MEMORY_LIMIT = 512 << 20
+
 Compression = Literal["zst", "gz", "none"]
 
 
@@ -38,6 +41,9 @@ class DumpOptions:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     include_secrets: bool = False
     zstd_level: int = 3
+    #: Also store each process's memory as an ELF core (memory/PID-COMM.core), up to memory_limit.
+    memory: bool = False
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -54,7 +54,7 @@ from distrodebug.bundle.tar.reader import (
 )
 from distrodebug.errors import BundleError, DistrodebugError, ExitCode, UsageError
 
-__all__ = ["DumpInfo", "DumpResult", "SkippedEntry", "write_bundle"]
+__all__ = ["DumpInfo", "DumpResult", "SideFile", "SkippedEntry", "write_bundle"]
 
 Progress = Callable[[int, int], None]
 _PROGRESS_INTERVAL = 0.1
@@ -90,6 +90,19 @@ class DumpInfo:
     fs_prefix: str = ""
     #: Called when the manifest is written: the custody record (bundle/custody.py), or None.
     custody: Callable[[], dict[str, Any]] | None = None
+    #: Binary files to add after the filesystem (``dump --memory``'s cores): see SideFile.
+    side_files: list[SideFile] = field(default_factory=list)
+    #: Warnings known before the bundle is written; they open the manifest's list.
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SideFile:
+    """A file on local disk stored as the bundle member ``name`` (not under fs/ or meta/),
+    copied in pieces and hashed in the manifest's ``files`` like every member."""
+
+    name: str
+    path: Path
 
 
 @dataclass
@@ -314,9 +327,10 @@ class _Writer:
         self.entries: list[str] = []
         self.seen: dict[str, bool] = {}  # path -> stored as a regular file (hard link target)
         self.meta_sums: dict[str, dict[str, Any]] = {}
+        self.side_sums: dict[str, dict[str, Any]] = {}
         self.stats = {"entries": 0, "files": 0, "bytes": 0, "skipped": 0, "partial": 0}
         self.redactions = 0
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(info.warnings)
         self.changes = {k: v for k, v in (info.changes or {}).items() if v in _CHANGE_KINDS}
         self.changes = {normalise_path(k) or k: v for k, v in self.changes.items()}
         self.paths = clean_paths(options.paths)
@@ -346,6 +360,7 @@ class _Writer:
                 "Check the path with 'distrodebug exec TARGET -- ls -la PARENT'.",
                 exit_code=ExitCode.USAGE,
             )
+        self._side_files(tar)
         digest = self._manifest(tar, target)
         tar.close()
         if comp is not self.raw:
@@ -377,6 +392,26 @@ class _Writer:
         tar.add_bytes(_tarinfo(META + name, tarfile.REGTYPE, mtime=int(self.now)), data)
         digest = hashlib.sha256(data).hexdigest()
         self.meta_sums[META + name] = {"sha256": digest, "size": len(data)}
+
+    # -- side files (a hook kept apart from the filesystem path) --------------------------------
+
+    def _side_files(self, tar: TarWriter) -> None:
+        for side in self.info.side_files:
+            if side.name.startswith((FS, META)) or side.name == MANIFEST or ".." in side.name.split("/"):
+                raise UsageError(f"Side file name {side.name!r} is reserved or unsafe.")
+            with open(side.path, "rb") as source:
+                size = os.fstat(source.fileno()).st_size
+                tar.begin(_tarinfo(side.name, tarfile.REGTYPE, mtime=int(self.now), size=size, mode=0o600))
+                digest, done = hashlib.sha256(), 0
+                while done < size and (data := source.read(min(size - done, 1 << 20))):
+                    digest.update(data)
+                    tar.write(data)
+                    done += len(data)
+                if tar.end():
+                    raise BundleError(f"{side.path} shrank while it was copied into the bundle.")
+            self.side_sums[side.name] = {"sha256": digest.hexdigest(), "size": size}
+            self.stats["bytes"] += size
+            self._tick()
 
     # -- filesystem -----------------------------------------------------------------------------
 
@@ -601,6 +636,8 @@ class _Writer:
         }
         if self.info.custody is not None:
             head["custody"] = self.info.custody()
+        if self.side_sums:
+            head["files"] = self.side_sums
         text = json.dumps(head, indent=1, default=str)
         assert text.endswith("\n}")
         opening, closing = text[:-2] + ',\n "entries": [\n ', "\n ]\n}\n"

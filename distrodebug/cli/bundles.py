@@ -56,6 +56,14 @@ def dump(
         str | None, typer.Option("--sign", metavar="KEYFILE",
                                  help="Sign the manifest digest with this SSH private key (FILE.sig).")
     ] = None,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Also store each process's memory as an ELF core "
+                           "(memory/PID-COMM.core; holds every secret the process holds).")
+    ] = False,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="Most process memory to store, all processes "
+                          "together; mappings past it are listed as left out.")
+    ] = "512M",
     image: ImageOpt = None,
     output: OutputOpt = "text",
     container: ContainerOpt = None,
@@ -93,7 +101,8 @@ def dump(
         compression=compression,  # type: ignore[arg-type]
         paths=tuple(path or ()), excludes=tuple(exclude or ()), no_volumes=no_volumes,
         changed_only=changed_only, max_file_size=size(max_file_size, "--max-file-size"),
-        include_secrets=include_secrets,
+        include_secrets=include_secrets, memory=memory,
+        memory_limit=size(memory_limit, "--memory-limit"),
     )
     existed = file != "-" and os.path.lexists(file)
     try:

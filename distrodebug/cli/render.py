@@ -23,7 +23,7 @@ from distrodebug.doctor import Report
 
 def dump(result: DumpResult) -> None:
     for warning in result.warnings:
-        console.notice(f"distrodebug: warning: {warning}")
+        console.notice(f"distrodebug: warning: {console.printable(warning)}")
     console.notice(
         f"wrote {result.path}: {result.files} files, {result.content_bytes} bytes of content, "
         f"{result.skipped} skipped, {result.redactions} values redacted, "

@@ -146,3 +146,55 @@ def test_doctor_on_the_real_cluster(cluster: Cluster, ns: str) -> None:
     report = json.loads(ran.out)
     assert report["ok"] and "v1.34" in report["checks"][0]["detail"]
     assert "65532" in report["prediction"]
+
+
+def test_dump_memory_of_a_pod_opens_in_gdb(cluster: Cluster, ns: str, tmp_path: Path) -> None:
+    """The same script through an ephemeral debugger: root and non-root pods, no capability
+    added to the debugger (root's default set, or the target's own uid with none)."""
+    import shutil
+    import tarfile
+
+    import zstandard
+
+    for name, user in (("root", 0), ("nonroot", 65532)):
+        cluster.apply(pod(name, cluster.images["python"], user=user), namespace=ns)
+    for name, _ in (("root", 0), ("nonroot", 65532)):
+        cluster.wait_ready(name, ns)
+        bundle = tmp_path / f"{name}.tar.zst"
+        ran = cluster.dd("dump", f"pod/{name}", "-n", ns, "-f", str(bundle), "--memory",
+                         "--path", "/etc/passwd")
+        assert ran.code == 0, ran.err
+        verify = subprocess.run([sys.executable, "-m", "distrodebug", "verify", str(bundle)],
+                                capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        with zstandard.open(bundle, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+        info = json.loads(members["meta/memory.json"])
+        # Only the target container's: the debuggers' processes are named as left out.
+        assert [p["name"] for p in info["processes"] if "file" in p] == ["python3.11"], info
+        assert all("file" in p or "skipped_reason" in p for p in info["processes"])
+        core = tmp_path / f"{name}.core"
+        core.write_bytes(members["memory/1-python3.11.core"])
+        gdb = shutil.which("gdb")
+        assert gdb is not None, "scripts/setup.sh installs gdb"
+        out = subprocess.run([gdb, "--batch", "-nx", "-c", str(core), "-ex", "info threads",
+                              "-ex", "info proc mappings"], capture_output=True, text=True).stdout
+        assert "LWP 1" in out and "/usr/bin/python3.11" in out, out
+
+
+def test_dump_memory_refused_by_pod_security_says_so(cluster: Cluster, ns_factory: Any,
+                                                     tmp_path: Path) -> None:
+    """A non-dumpable process refuses its own uid; Pod Security 'restricted' refuses the
+    SYS_PTRACE debugger that could read it: the message says both, no bundle is written."""
+    ns = ns_factory({"pod-security.kubernetes.io/enforce": "restricted"})
+    app = ("import ctypes, time\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # PR_SET_DUMPABLE 0
+           "time.sleep(600)\n")
+    cluster.apply(pod("locked", cluster.images["python"], user=65532, restricted=True,
+                      command=["/usr/bin/python3.11", "-c", app]), namespace=ns)
+    cluster.wait_ready("locked", ns)
+    bundle = tmp_path / "locked.tar.zst"
+    ran = cluster.dd("dump", "pod/locked", "-n", ns, "-f", str(bundle), "--memory",
+                     "--path", "/etc/passwd")
+    assert ran.code != 0 and not bundle.exists()
+    assert "kernel refused to let the debugger read the target's memory" in ran.err, ran.err
+    assert "Pod Security" in ran.err and "Leave --memory out" in ran.err, ran.err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from distrodebug import labels, sidecar
@@ -27,7 +29,9 @@ def test_user_root_on_a_non_root_target_can_still_read_it() -> None:
     [("", "read", {"SYS_CHROOT", "SYS_PTRACE", "DAC_READ_SEARCH"}),
      ("65532", "read", {"SYS_CHROOT", "SYS_PTRACE", "DAC_READ_SEARCH"}),
      ("", "write", {"SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE", "FOWNER", "CHOWN"}),
-     ("65532", "write", {"SETUID", "SETGID"})],
+     ("65532", "write", {"SETUID", "SETGID"}),
+     ("", "memory", {"SYS_PTRACE", "DAC_READ_SEARCH"}),
+     ("65532", "memory", {"SYS_PTRACE", "DAC_READ_SEARCH"})],
 )
 def test_jobs_drop_every_capability_they_do_not_need(user: str, job: profiles.Job,
                                                      keep: set[str]) -> None:
@@ -54,3 +58,12 @@ def test_sessions_and_explicit_choices_are_left_alone() -> None:
     assert profiles.for_job(privileged, target, "read") == privileged
     as_user = profiles.choose_docker(target, user="65532")
     assert profiles.for_job(as_user, target, "read") == as_user
+
+
+def test_memory_job_as_the_targets_own_user_has_no_capability() -> None:
+    target = info("65532")
+    chosen = profiles.for_job(profiles.choose_docker(target, user="65532:65532"), target, "memory")
+    assert chosen.user == "65532:65532" and chosen.cap_add == () and chosen.cap_drop == ("ALL",)
+    assert chosen.no_new_privileges and "same uid and gid" in chosen.reason
+    kube = dataclasses.replace(profiles.choose_copy(), profile="general")
+    assert profiles.for_job(kube, target, "memory") == kube  # Kubernetes profiles: as chosen
