@@ -86,9 +86,11 @@ def _dump(
     if out.exists() and out.is_dir():
         raise BundleError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
     info = runtime.inspect(target)
+    # Volatile first: events expire, logs rotate, and a sidecar's arrival adds events to a pod.
+    volatile = runtime.volatile_state(info)
     mode, _ = runtime.privileges(info, DebugOptions())
     described = runtime.dump_meta(info)
-    meta: dict[str, Any] = dict(described.members)
+    meta: dict[str, Any] = {**described.members, **volatile.members()}
     changes = dict(described.changes) if described.changes is not None else None
     identity = dict(described.identity)
     skipped: list[SkippedEntry | tuple[str, str]] = []

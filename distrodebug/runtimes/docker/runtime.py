@@ -26,6 +26,7 @@ import requests.exceptions
 from distrodebug import labels as ours
 from distrodebug import privileges as profiles
 from distrodebug import settings, tracking
+from distrodebug.clock import now_iso, parse_time
 from distrodebug.errors import (
     AmbiguousTarget,
     DistrodebugError,
@@ -45,9 +46,11 @@ from distrodebug.model import (
     OwnedObject,
     Privileges,
     RelaySpec,
+    RuntimeState,
     SidecarSpec,
     TargetInfo,
 )
+from distrodebug.runtimes.docker import state as dockerstate
 from distrodebug.runtimes.docker.spec import (
     EngineName,
     container_kwargs,
@@ -58,6 +61,7 @@ from distrodebug.runtimes.docker.spec import (
     without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import ChunkReader, DockerStream
+from distrodebug.runtimes.volatile import LOG_TAIL_LINES, MAX_EVENTS, NewestBytes
 from distrodebug.target import Target
 
 __all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect", "translate"]
@@ -385,12 +389,11 @@ class DockerRuntime:
                 "'distrodebug shell' on a stopped container opens a copy of its last filesystem.")
 
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
-        """docker inspect, recent logs, the declared environment and the changes against the image."""
+        """docker inspect, the declared environment and the changes against the image."""
         raw = info.raw
         members: dict[str, Any] = {"inspect.json": dict(raw)}
         changes: dict[str, str] | None = None
         if info.status != "image":
-            members["logs.txt"] = self.logs(info.id)
             kinds = {"A": "added", "C": "changed", "D": "deleted"}
             changes = {}
             for line in self.changes(info.id):
@@ -407,6 +410,48 @@ class DockerRuntime:
             "created": raw.get("Created"),
         }
         return DumpMeta(identity=identity, members=members, changes=changes)
+
+    def volatile_state(self, info: TargetInfo) -> RuntimeState:
+        """State times and health from inspect, the engine's events since the container was
+        created, and its logs with timestamps (the newest part)."""
+        captured = now_iso()
+        if info.status == "image":
+            return RuntimeState(captured, {}, notes=("a plain image has no runtime state",))
+        state = dockerstate.container_state(info.raw)
+        notes: list[str] = []
+        events = dockerstate.merge_events(dockerstate.state_events(state),
+                                          self._engine_events(info, notes))
+        logs = NewestBytes()
+        with translate(self.endpoint, "reading the container's logs"):
+            try:
+                logs.feed_all(self.api.logs(info.id, stream=True, follow=False, timestamps=True,
+                                            tail=LOG_TAIL_LINES))
+            except docker.errors.APIError as exc:  # log driver "none" and friends keep nothing
+                notes.append(f"logs: the engine keeps none to read ({_explain(exc)})")
+        if (note := logs.note("logs")) is not None:
+            notes.append(note)
+        notes.append(f"logs: at most the newest {LOG_TAIL_LINES} lines were asked for; Docker keeps "
+                     "one log for all the container's runs")
+        return RuntimeState(captured, state, tuple(events[-MAX_EVENTS:]), logs.text(),
+                            notes=tuple(notes))
+
+    def _engine_events(self, info: TargetInfo, notes: list[str]) -> list[dict[str, Any]]:
+        """``docker events`` about the container since it was created: starts, kills, execs, OOM.
+        The engine keeps recent events in memory only (since it started, a bounded number)."""
+        created = parse_time(info.raw.get("Created"))
+        since = int(created.timestamp()) if created else int(time.time()) - 86400
+        found: list[dict[str, Any]] = []
+        try:
+            stream = self.api.events(since=since, until=int(time.time()) + 1, decode=True,
+                                     filters={"container": info.id})
+            for raw in stream:
+                event = dockerstate.engine_event(raw)
+                if event is not None:
+                    found.append(event)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            notes.append(f"engine events could not be read: {_explain(exc)}")
+        notes.append("engine events: Docker keeps them in memory only, since the engine started")
+        return found
 
     def engine(self) -> EngineName:
         """Which engine answers on the socket: ("Docker", "20.10.24") or ("Podman", "4.3.1")."""
@@ -788,15 +833,6 @@ class DockerRuntime:
             # spec.PODMAN_START_CHANGES); they are not changes anyone made to the container.
             read_only = bool(self.api.inspect_container(container_id)["HostConfig"].get("ReadonlyRootfs"))
             return without_engine_changes(lines, self.engine()[0], read_only)
-
-    def logs(self, container_id: str, tail: int = 1000) -> str:
-        """The container's recent logs (stdout and stderr, with timestamps)."""
-        with translate(self.endpoint, "reading the container's logs"):
-            try:
-                data = self.api.logs(container_id, tail=tail, timestamps=True)
-            except docker.errors.APIError:
-                return ""  # log driver "none" and friends keep nothing to read
-        return bytes(data).decode("utf-8", "replace")
 
     @contextlib.contextmanager
     def read_archive(self, info: TargetInfo, path: str) -> Iterator[BinaryIO]:
