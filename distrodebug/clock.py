@@ -42,10 +42,11 @@ def from_epoch(seconds: float) -> datetime | None:
         return None
 
 
-def iso(moment: datetime) -> str:
-    """``2026-11-30T07:12:59.123456Z`` (fraction left out when zero)."""
+def iso(moment: datetime, fraction: bool = False) -> str:
+    """``2026-11-30T07:12:59.123456Z``; a zero fraction is left out unless ``fraction`` (then
+    every string has the same length and strings sort as times do)."""
     text = moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return text.replace(".000000Z", "Z")
+    return text if fraction else text.replace(".000000Z", "Z")
 
 
 def iso_or_none(text: object) -> str | None:

@@ -7,14 +7,25 @@ name or command line can forge a record::
 
     DDCOLLECT 1
     SELF <pid of the collecting shell>
+    B <the boot time: btime of /proc/stat, seconds since the epoch>
+    C <the wall clock from adjtimex, seconds.microseconds> <the uptime, /proc/uptime>
     P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*>
+    T <pid> <base64 /proc/<pid>/stat>
     N <tcp|tcp6|udp|udp6|unix> <base64 /proc/$DD_PID/net/<kind>>
     M <base64 /proc/$DD_PID/mountinfo>
     END
 
 :func:`parse_collect` turns it into plain lists of dicts, leaving out the sidecar's own
 processes (the collecting shell, its ancestors up to the sidecar's first process, and its
-children), and matches socket inodes to the processes holding them.
+children), and matches socket inodes to the processes holding them. A process's start time
+(``started``, UTC) is the boot time plus field 22 of its stat in clock ticks; the ticks are
+USER_HZ, 100 on every architecture Linux runs containers on (busybox has no getconf to ask).
+The kernel gives the boot time (btime) in whole seconds, truncated, which would put every
+start up to a second early, before the runtime's own record of it; the wall clock minus the
+uptime, read one right after the other, gives it to about 10 ms. busybox's ``adjtimex`` (no
+arguments: it only reads) is the one applet that prints the wall clock below a second; without
+it btime is used, and each process says how far off its ``started`` may be (``started_error``,
+seconds).
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import binascii
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 COLLECT_SCRIPT = r"""
@@ -36,6 +48,11 @@ if [ -z "$BB" ]; then printf "DDERR\tno busybox binary in the sidecar\n" >&2; ex
 b64() { "$BB" base64 -w0 "$@" 2>/dev/null; }
 echo "DDCOLLECT 1"
 echo "SELF $$"
+b=$("$BB" grep '^btime ' /proc/stat 2>/dev/null)
+echo "B ${b#btime }"
+w=$("$BB" adjtimex 2>/dev/null | "$BB" awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{if(s)printf "%d.%06d",s,u}')
+u=$("$BB" cat /proc/uptime 2>/dev/null)
+echo "C ${w:--} ${u%% *}"
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   s=$(b64 "$d/status") || continue
@@ -43,6 +60,8 @@ for d in /proc/[0-9]*; do
   c=$(b64 "$d/cmdline")
   l=$("$BB" stat -c '%N' "$d/cwd" "$d/exe" "$d/root" "$d"/fd/* 2>/dev/null | "$BB" base64 -w0)
   echo "P $p ${s:--} ${c:--} ${l:--}"
+  t=$(b64 "$d/stat")
+  echo "T $p ${t:--}"
 done
 for k in tcp tcp6 udp udp6 unix; do
   t=$(b64 "/proc/$PID/net/$k")
@@ -60,6 +79,8 @@ TCP_STATES = {
 }  # fmt: skip
 UNIX_TYPES = {"0001": "stream", "0002": "dgram", "0005": "seqpacket"}
 _SOCKET_RE = re.compile(r"socket:\[(\d+)\]")
+#: USER_HZ: the unit of /proc/<pid>/stat's times.
+CLOCK_TICKS = 100
 
 
 @dataclass
@@ -70,6 +91,8 @@ class Collected:
     sockets: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False  # the END line arrived
+    boot_time: float | None = None  # seconds since the epoch
+    boot_time_error: float = 1.0  # how far the boot time may be off, seconds
 
 
 def _b64(text: str) -> bytes:
@@ -238,11 +261,37 @@ def parse_mountinfo(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def start_ticks(stat: str) -> int | None:
+    """Field 22 of /proc/<pid>/stat (starttime, clock ticks after boot); the name in field 2
+    may hold spaces and parentheses, so fields are counted from its last ')'."""
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def start_time(boot_time: float | None, ticks: int | None) -> str | None:
+    """UTC ISO 8601 time a process started, from the boot time and its starttime ticks."""
+    if boot_time is None or ticks is None:
+        return None
+    moment = datetime.fromtimestamp(boot_time + ticks / CLOCK_TICKS, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _boot_from_clock(wall: str, uptime: str) -> float | None:
+    """The boot time from the wall clock and the uptime read together; None when either is
+    missing or they disagree with any plausible machine (a boot in the future, before 2000)."""
+    try:
+        boot = float(wall) - float(uptime)
+    except ValueError:
+        return None
+    return boot if 946684800 < boot < float(wall) else None
+
+
 def parse_collect(text: str) -> Collected:
     """Parse the collect script's stdout; see the module doc for the framing."""
     result = Collected()
     self_pid: int | None = None
     procs: dict[int, dict[str, Any]] = {}
+    ticks: dict[int, int | None] = {}
     for line in text.splitlines():
         parts = line.split(" ")
         tag = parts[0]
@@ -256,6 +305,15 @@ def parse_collect(text: str) -> Collected:
             proc["cmdline"] = parse_cmdline(_b64(parts[3]))
             proc.update(parse_links(_text(_b64(parts[4]))))
             procs[proc["pid"]] = proc
+        elif tag == "B" and len(parts) == 2 and parts[1].isdigit():
+            if result.boot_time is None:
+                result.boot_time = int(parts[1])
+        elif tag == "C" and len(parts) == 3:
+            precise = _boot_from_clock(parts[1], parts[2])
+            if precise is not None:
+                result.boot_time, result.boot_time_error = precise, 0.02
+        elif tag == "T" and len(parts) == 3 and parts[1].isdigit():
+            ticks[int(parts[1])] = start_ticks(_text(_b64(parts[2])))
         elif tag == "N" and len(parts) == 3:
             body = _text(_b64(parts[2]))
             if parts[1] == "unix":
@@ -266,6 +324,9 @@ def parse_collect(text: str) -> Collected:
             result.mounts = parse_mountinfo(_text(_b64(parts[1])))
         elif tag == "END":
             result.complete = True
+    for pid, proc in procs.items():
+        proc["started"] = start_time(result.boot_time, ticks.get(pid))
+        proc["started_error"] = result.boot_time_error if proc["started"] else None
     own = _own_processes(procs, self_pid)
     result.processes = [p for pid, p in sorted(procs.items()) if pid not in own]
     _match_sockets(result.sockets, result.processes)

@@ -27,13 +27,15 @@ from distrodebug.bundle.format import (
     parse_manifest,
     read_member,
 )
+from distrodebug.bundle.timeline import Timeline
 from distrodebug.errors import BundleDamaged
 
 #: Lists longer than this are cut in the summary (the totals say how many there were).
 LIST_LIMIT = 1000
 LARGEST = 20
 #: The meta members the summary shows, and how much of them it reads at most, all together.
-_SHOWN_META = ("processes.json", "sockets.json", "mounts.json")
+_SHOWN_META = ("processes.json", "sockets.json", "mounts.json", "runtime-state.json", "logs.txt",
+               "logs.previous.txt")
 _MAX_META = 64 << 20
 
 
@@ -81,8 +83,18 @@ class Summary:
         return asdict(self)
 
 
-def summarize_bundle(path: str | Path) -> Summary:
-    """Read the bundle's manifest and meta into a :class:`Summary`."""
+@dataclass
+class Loaded:
+    """A bundle read once for the report and the timeline: its manifest and the meta they show."""
+
+    path: str
+    manifest_bytes: bytes
+    manifest: dict[str, Any]
+    meta: dict[str, bytes]
+
+
+def load_bundle(path: str | Path) -> Loaded:
+    """Read the manifest and the meta members the report and the timeline use (contents skipped)."""
     meta: dict[str, bytes] = {}
     manifest_bytes: bytes | None = None
     budget = _MAX_META
@@ -96,7 +108,13 @@ def summarize_bundle(path: str | Path) -> Summary:
                 budget -= len(meta[name])
     if manifest_bytes is None:
         raise BundleDamaged(f"{path} has no manifest.json; it is not a complete bundle.")
-    manifest = parse_manifest(manifest_bytes)
+    return Loaded(str(path), manifest_bytes, parse_manifest(manifest_bytes), meta)
+
+
+def summarize_bundle(path: str | Path, loaded: Loaded | None = None) -> Summary:
+    """Read the bundle's manifest and meta into a :class:`Summary` (``loaded``: already read)."""
+    loaded = loaded or load_bundle(path)
+    manifest_bytes, manifest, meta = loaded.manifest_bytes, loaded.manifest, loaded.meta
     summary = Summary(
         path=str(path),
         digest=hashlib.sha256(manifest_bytes).hexdigest(),
@@ -239,7 +257,7 @@ def _owners(sock: dict[str, Any]) -> str:
     return ", ".join(f"{p.get('pid')} {p.get('name', '')}" for p in sock.get("processes") or [])
 
 
-def render_html(summary: Summary) -> str:
+def render_html(summary: Summary, timeline: Timeline | None = None) -> str:
     """One self-contained HTML page for an incident review."""
     t = summary.target
     title = f"distrodebug dump of {t.get('name') or t.get('container_id') or 'a target'}"

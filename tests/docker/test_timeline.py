@@ -54,3 +54,36 @@ def test_dump_holds_state_events_and_timestamped_logs(dd: Any, make_container: A
     assert "abc123secret" not in logs and "token=***REDACTED***" in logs
     assert all(line.split(" ", 1)[0].endswith("Z") for line in logs.splitlines())
     assert "meta/logs.previous.txt" not in meta
+
+
+def test_timeline_orders_a_late_file_after_its_process_and_holds_the_logs(
+        dd: Any, make_container: Any, python_image: str, tmp_path: Path) -> None:
+    target = _late_writer(make_container, python_image)
+    bundle = tmp_path / "late.tar.zst"
+    assert dd("dump", target.name, "-f", str(bundle)).code == 0
+    ran = dd("report", str(bundle), "--timeline", "-o", "json")
+    assert ran.code == 0, ran.err
+    timeline = json.loads(ran.out)
+    assert timeline["kind"] == "timeline"
+    rows = timeline["events"]
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+
+    def first(test: Any) -> int:
+        return next(i for i, r in enumerate(rows) if test(r))
+
+    started = first(lambda r: r["kind"] == "process" and "python3.11" in r["text"])
+    written = first(lambda r: r["kind"] == "file" and r["path"] == "tmp/late.txt")
+    booting = first(lambda r: r["kind"] == "log" and r["text"] == "booting")
+    wrote = first(lambda r: r["kind"] == "log" and r["text"] == "wrote /tmp/late.txt")
+    created = first(lambda r: r["kind"] == "event" and r["text"].startswith("create"))
+    assert created < started < booting < written <= wrote + 1, rows
+    assert rows[written]["level"] == "warning" and "added against the image" in rows[written]["text"]
+    assert rows[-1]["kind"] == "dump"
+    # The image's own files are grouped, not listed one by one.
+    groups = [r for r in rows if r["kind"] == "files"]
+    assert groups and sum(r["count"] for r in groups) > 1000 and len(rows) < 300
+    assert timeline["totals"]["file"] > 1000
+
+    text = dd("report", str(bundle), "--timeline", "--since", rows[written]["time"])
+    assert text.code == 0 and "/tmp/late.txt" in text.out and "booting" not in text.out
+    assert "grouped" in text.err or "note:" in text.err

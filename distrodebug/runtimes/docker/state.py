@@ -51,7 +51,7 @@ def engine_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     actor = event.get("Actor") or {}
     attrs = actor.get("Attributes") or {}
-    action = str(event.get("Action") or event.get("status") or "")
+    action = str(event.get("Action") or event.get("status") or "").strip()
     details = ", ".join(f"{k}={attrs[k]}" for k in _EVENT_DETAILS if k in attrs)
     return {
         "time": iso(moment), "first": None, "count": 1, "type": "Normal",
