@@ -87,3 +87,31 @@ def test_timeline_orders_a_late_file_after_its_process_and_holds_the_logs(
     text = dd("report", str(bundle), "--timeline", "--since", rows[written]["time"])
     assert text.code == 0 and "/tmp/late.txt" in text.out and "booting" not in text.out
     assert "grouped" in text.err or "note:" in text.err
+
+
+def test_html_timeline_of_a_real_dump_renders_in_chromium(
+        dd: Any, make_container: Any, python_image: str, tmp_path: Path) -> None:
+    from tests.unit.bundle.test_report_browser import _Elements, chromium, run_chromium
+
+    binary = chromium()
+    target = _late_writer(make_container, python_image)
+    bundle = tmp_path / "late.tar"
+    assert dd("dump", target.name, "-f", str(bundle), "--path", "/tmp").code == 0
+    page = tmp_path / "report.html"
+    ran = dd("report", str(bundle), "--html", str(page))
+    assert ran.code == 0, ran.err
+    assert page.stat().st_mode & 0o777 == 0o600
+    dom = run_chromium(binary, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    section = dom.stdout[dom.stdout.index("Timeline ("):]
+    for seen in ("wrote /tmp/late.txt", "file modified: /tmp/late.txt", "process 1 started",
+                 ">create</td>", ">start</td>", "token=***REDACTED***"):
+        assert seen in section, seen
+    assert "abc123secret" not in dom.stdout
+    elements = _Elements()
+    elements.feed(dom.stdout)
+    assert {"svg", "circle"} <= elements.tags and "script" not in elements.tags
+    shot = tmp_path / "report.png"
+    done = run_chromium(binary, tmp_path / "profile2", f"--screenshot={shot}",
+                        "--window-size=1200,2400", page.as_uri())
+    assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]

@@ -157,3 +157,33 @@ def test_timeline_of_a_written_bundle_renders_hostile_text_escaped(
     assert "\x1b" not in printed and "\x07" not in printed
     assert printed.count("\n") == len(timeline.events)  # a name's newline cannot forge a row
     assert "\\x1b]0;owned\\x07" in printed
+
+
+def test_html_section_escapes_and_draws_the_lanes(tmp_path: Path) -> None:
+    from distrodebug.bundle.report import render_html, summarize_bundle
+
+    out = tmp_path / "b.tar"
+    info = DumpInfo(target={"name": "web", "created": "2026-11-30T07:00:00Z"},
+                    meta={"processes.json": json.loads(_meta()["processes.json"]),
+                          "runtime-state.json": json.loads(_state()),
+                          "logs.txt": f"2026-11-30T07:06:00Z {EVIL}\n"})
+    write_bundle(out, io.BytesIO(tar_bytes([(f"tmp/{EVIL}", "file", b"x")])), info, DumpOptions())
+    loaded = load_bundle(out)
+    page = render_html(summarize_bundle(out, loaded), build_timeline(loaded.manifest, loaded.meta))
+    section = page[page.index("<h2>Timeline"):]
+    assert "<svg" in section and section.count("<circle") >= 5
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in section
+    assert "\x1b" in section  # shown as text, escaped for HTML (a browser draws no control)
+    assert "k-process" in section and "lv-warning" in section  # BackOff is a warning
+
+
+def test_axis_positions_cut_long_gaps() -> None:
+    from distrodebug.bundle.report import axis_positions
+
+    xs, breaks = axis_positions([0.0, 1.0, 2.0, 3.0, 3600.0])
+    assert xs[0] == 0.0 and xs[-1] == 1.0 and xs == sorted(xs)
+    assert xs[3] > 0.5  # the burst keeps most of the width
+    assert len(breaks) == 1 and breaks[0][1] == 3597.0
+    even, none = axis_positions([0.0, 10.0, 20.0])
+    assert even == [0.0, 0.5, 1.0] and none == []
+    assert axis_positions([5.0]) == ([0.0], []) and axis_positions([]) == ([], [])
