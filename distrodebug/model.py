@@ -230,7 +230,8 @@ class RuntimeState:
     #: Status, start/finish times, exit code, restart count, health or conditions.
     state: Mapping[str, Any]
     events: tuple[Mapping[str, Any], ...] = ()
-    logs: str = ""
+    #: None: nothing that could have logs (a plain image).
+    logs: str | None = ""
     #: The run before the last restart (Kubernetes keeps one), None when there was none.
     previous_logs: str | None = None
     #: What was cut or could not be read, for the reader of the bundle.
@@ -242,9 +243,11 @@ class RuntimeState:
         """The bundle meta members: runtime-state.json, logs.txt, logs.previous.txt and ``raw``."""
         record = {"captured": self.captured, "state": dict(self.state),
                   "events": [dict(e) for e in self.events], "notes": list(self.notes),
-                  "logs": LOGS_MEMBER, "previous_logs":
+                  "logs": LOGS_MEMBER if self.logs is not None else None, "previous_logs":
                   PREVIOUS_LOGS_MEMBER if self.previous_logs is not None else None}
-        out: dict[str, Any] = {**self.raw, STATE_MEMBER: record, LOGS_MEMBER: self.logs}
+        out: dict[str, Any] = {**self.raw, STATE_MEMBER: record}
+        if self.logs is not None:
+            out[LOGS_MEMBER] = self.logs
         if self.previous_logs is not None:
             out[PREVIOUS_LOGS_MEMBER] = self.previous_logs
         return out

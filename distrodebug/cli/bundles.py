@@ -167,11 +167,11 @@ def report(
         until=tl.parse_bound(until, created, "--until") if until else None,
         limit=limit, full=full)
     summary = summarize_bundle(bundle, loaded)
+    result = tl.build_timeline(loaded.manifest, loaded.meta, options)
     if html:
-        _write_private(html, render_html(summary, tl.build_timeline(loaded.manifest, loaded.meta)))
+        _write_private(html, render_html(summary, result))
         console.notice(f"wrote {html}")
     if timeline:
-        result = tl.build_timeline(loaded.manifest, loaded.meta, options)
         if json_out:
             console.emit_json("timeline", result.to_json())
         else:

@@ -416,7 +416,7 @@ class DockerRuntime:
         created, and its logs with timestamps (the newest part)."""
         captured = now_iso()
         if info.status == "image":
-            return RuntimeState(captured, {}, notes=("a plain image has no runtime state",))
+            return RuntimeState(captured, {}, logs=None, notes=("a plain image has no runtime state",))
         state = dockerstate.container_state(info.raw)
         notes: list[str] = []
         events = dockerstate.merge_events(dockerstate.state_events(state),
@@ -442,7 +442,7 @@ class DockerRuntime:
         since = int(created.timestamp()) if created else int(time.time()) - 86400
         found: list[dict[str, Any]] = []
         try:
-            stream = self.api.events(since=since, until=int(time.time()) + 1, decode=True,
+            stream = self.api.events(since=since, until=int(time.time()), decode=True,
                                      filters={"container": info.id})
             for raw in stream:
                 event = dockerstate.engine_event(raw)
@@ -450,7 +450,8 @@ class DockerRuntime:
                     found.append(event)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             notes.append(f"engine events could not be read: {_explain(exc)}")
-        notes.append("engine events: Docker keeps them in memory only, since the engine started")
+        notes.append("engine events: Docker keeps only the most recent ones, in memory: on a busy "
+                     "engine, or after it restarted, older ones are gone")
         return found
 
     def engine(self) -> EngineName:

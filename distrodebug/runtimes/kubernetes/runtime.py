@@ -247,11 +247,12 @@ class KubernetesRuntime:
         if previous:
             query["previous"] = "true"
         kept = NewestBytes()
-        try:
-            kept.feed(self.kube.raw(self.kube.pods_path(info.name, "log"), query))
-        except ApiException as exc:
-            notes.append(f"{what}: the API server answered {exc.status} {exc.reason}")
-            return None
+        with self.kube.calls(f"reading the {what} of pod '{info.name}'", info.name):
+            try:
+                kept.feed(self.kube.raw(self.kube.pods_path(info.name, "log"), query))
+            except ApiException as exc:  # not started yet, no previous run kept, no permission
+                notes.append(f"{what}: the API server answered {exc.status} {exc.reason}")
+                return None
         if kept.total >= 2 * LOG_MAX_BYTES:
             notes.append(f"{what}: the API server sent its limit of {2 * LOG_MAX_BYTES} bytes, "
                          "the oldest of the newest lines asked for")

@@ -97,3 +97,5 @@ def test_runtime_state_members() -> None:
     assert set(members) == {"events.json", "runtime-state.json", "logs.txt", "logs.previous.txt"}
     assert members["runtime-state.json"]["previous_logs"] == "logs.previous.txt"
     assert "logs.previous.txt" not in RuntimeState("t", {}).members()
+    image = RuntimeState("t", {}, logs=None).members()
+    assert set(image) == {"runtime-state.json"} and image["runtime-state.json"]["logs"] is None
