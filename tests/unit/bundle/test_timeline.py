@@ -178,7 +178,7 @@ def test_html_section_escapes_and_draws_the_lanes(tmp_path: Path) -> None:
 
 
 def test_axis_positions_cut_long_gaps() -> None:
-    from distrodebug.bundle.report import axis_positions
+    from distrodebug.bundle.timeline_html import axis_positions
 
     xs, breaks = axis_positions([0.0, 1.0, 2.0, 3.0, 3600.0])
     assert xs[0] == 0.0 and xs[-1] == 1.0 and xs == sorted(xs)
