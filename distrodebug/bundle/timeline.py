@@ -25,16 +25,17 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from distrodebug.clock import from_epoch, iso, parse_time
+from distrodebug.clock import iso, parse_time
 
 #: A group of entries names this many of them.
 GROUP_EXAMPLES = 3
 #: Above this many groups of one size, files are grouped by the next larger period.
 MAX_GROUPS = 40
 _PERIODS = (("day", 10), ("month", 7), ("year", 4))  # prefix length of an ISO date
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: past it, datetime cannot hold a time
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
     captured = parse_time(state.get("captured"))
     if captured:
         rows.append(_event(captured, "dump", "distrodebug", "runtime state, events and logs read"))
-    files = list(_files(manifest.get("entries") or []))
+    files = _files(manifest.get("entries") or [])
     if not files and manifest.get("entries"):
         notes.append("no file entry carries a modification time")
 
@@ -137,7 +138,9 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
 
     rows = [r for r in rows if wanted(r[0])]
     logs = [r for r in logs if wanted(r[0])]
-    files = [f for f in files if wanted(f[0])]
+    low = options.since.timestamp() if options.since else float("-inf")
+    high = options.until.timestamp() if options.until else float("inf")
+    files = [f for f in files if low <= f[0] <= high]
     counts = Counter(e.kind for _, e in rows)
     counts["log"] += len(logs)
     counts["file"] += len(files)
@@ -216,14 +219,16 @@ def _log_lines(data: bytes | None, source: str) -> list[_Row]:
     return out
 
 
-def _files(entries: Iterable[Any]) -> Iterable[tuple[datetime, dict[str, Any]]]:
+def _files(entries: Iterable[Any]) -> list[tuple[float, dict[str, Any]]]:
+    """(mtime, entry) of every entry with a usable mtime, as plain numbers: a manifest has
+    hundreds of thousands, and only the few rows shown need a datetime."""
+    out = []
     for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        mtime = entry.get("mtime")
-        moment = from_epoch(float(mtime)) if isinstance(mtime, int | float) else None
-        if moment is not None:
-            yield moment, entry
+        if isinstance(entry, dict):
+            mtime = entry.get("mtime")
+            if isinstance(mtime, int | float) and not isinstance(mtime, bool) and 0 < mtime < _MAX_EPOCH:
+                out.append((float(mtime), entry))
+    return out
 
 
 def _describe(entry: Mapping[str, Any]) -> str:
@@ -234,21 +239,24 @@ def _describe(entry: Mapping[str, Any]) -> str:
     return f"{kind} modified: /{entry.get('path')} ({entry.get('size') or 0} bytes{extra})"
 
 
-def _file_rows(files: list[tuple[datetime, dict[str, Any]]], created: datetime | None,
+def _file_rows(files: list[tuple[float, dict[str, Any]]], created: datetime | None,
                options: TimelineOptions, notes: list[str]) -> list[_Row]:
     """Entries one by one where they matter, the rest in groups (see the module doc)."""
 
-    def row(moment: datetime, entry: dict[str, Any]) -> _Row:
+    def row(mtime: float, entry: dict[str, Any]) -> _Row:
         level = "warning" if entry.get("change") in ("added", "changed") else "info"
-        return _event(moment, "file", "manifest", _describe(entry), level=level,
+        return _event(_moment(mtime), "file", "manifest", _describe(entry), level=level,
                       path=str(entry.get("path")))
 
     if options.full:
         return [row(m, e) for m, e in files]
     # A second of slack: the runtime's creation time and a file's whole-second mtime.
-    border = created - timedelta(seconds=1) if created else None
-    own = [(m, e) for m, e in files if e.get("change") or (border is not None and m >= border)]
-    rest = [(m, e) for m, e in files if not (e.get("change") or (border is not None and m >= border))]
+    border = created.timestamp() - 1 if created else None
+    own: list[tuple[float, dict[str, Any]]] = []
+    rest: list[tuple[float, dict[str, Any]]] = []
+    for item in files:
+        mine = item[1].get("change") or (border is not None and item[0] >= border)
+        (own if mine else rest).append(item)
     own.sort(key=lambda f: f[0])
     if len(own) > options.files:
         notes.append(f"files: the newest {options.files} of {len(own)} entries modified since the "
@@ -263,23 +271,31 @@ def _file_rows(files: list[tuple[datetime, dict[str, Any]]], created: datetime |
         notes.append(f"files: {len(rest)} older entries are grouped by {period} ({before})")
         for key, members in sorted(groups.items()):
             members.sort(key=lambda f: f[0])
-            newest = members[-1][0]
             names = ", ".join("/" + str(e.get("path")) for _, e in members[-GROUP_EXAMPLES:])
             more = ", ..." if len(members) > GROUP_EXAMPLES else ""
             many = "entries" if len(members) > 1 else "entry"
             text = f"{len(members)} {many} last modified in {key}, the newest: {names}{more}"
-            out.append(_event(newest, "files", "manifest", text, count=len(members)))
+            out.append(_event(_moment(members[-1][0]), "files", "manifest", text,
+                              count=len(members)))
     return out
 
 
-def _groups(files: list[tuple[datetime, dict[str, Any]]]
-            ) -> tuple[dict[str, list[tuple[datetime, dict[str, Any]]]], str]:
-    days = [moment.date().isoformat() for moment, _ in files]
-    groups: dict[str, list[tuple[datetime, dict[str, Any]]]] = {}
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _groups(files: list[tuple[float, dict[str, Any]]]
+            ) -> tuple[dict[str, list[tuple[float, dict[str, Any]]]], str]:
+    """Entries by day, or month or year when the days are too many (keys: ISO prefixes)."""
+    by_day: dict[int, list[tuple[float, dict[str, Any]]]] = {}
+    for item in files:
+        by_day.setdefault(int(item[0] // 86400), []).append(item)
+    names = {day: _moment(day * 86400.0).date().isoformat() for day in by_day}
+    groups: dict[str, list[tuple[float, dict[str, Any]]]] = {}
     for period, width in _PERIODS:
         groups = {}
-        for day, item in zip(days, files, strict=True):
-            groups.setdefault(day[:width], []).append(item)
+        for day, items in by_day.items():
+            groups.setdefault(names[day][:width], []).extend(items)
         if len(groups) <= MAX_GROUPS:
             return groups, period
     return groups, "year"
@@ -291,8 +307,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_bound(text: str, reference: datetime | None, option: str) -> datetime:
     """``--since``/``--until``: an ISO 8601 time (UTC unless it says otherwise; a date alone
     is its midnight) or a duration such as ``90s``, ``15m``, ``2h``, ``3d`` before the dump."""
-    from datetime import UTC
-
     from distrodebug.errors import UsageError
 
     value = text.strip()
