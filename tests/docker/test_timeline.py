@@ -115,3 +115,21 @@ def test_html_timeline_of_a_real_dump_renders_in_chromium(
     done = run_chromium(binary, tmp_path / "profile2", f"--screenshot={shot}",
                         "--window-size=1200,2400", page.as_uri())
     assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
+
+
+def test_timeline_of_an_exited_container_says_how_it_ended(
+        dd: Any, make_container: Any, python_image: str, tmp_path: Path) -> None:
+    target = make_container(python_image, command=[
+        "-c", "import sys; print('about to fail', flush=True); sys.exit(3)"])
+    assert target.wait(timeout=30)["StatusCode"] == 3
+    bundle = tmp_path / "exited.tar"
+    ran = dd("dump", target.name, "-f", str(bundle), "--path", "/etc/passwd")
+    assert ran.code == 0, ran.err
+    rows = json.loads(dd("report", str(bundle), "--timeline", "-o", "json").out)["events"]
+    died = [r for r in rows if r["kind"] == "event" and r["text"].startswith("die")]
+    assert died and "exitCode=3" in died[0]["text"], rows
+    logged = next(i for i, r in enumerate(rows) if r["text"] == "about to fail")
+    assert logged < rows.index(died[0])
+    state = json.loads(_meta(bundle)["meta/runtime-state.json"])
+    assert state["state"]["status"] == "exited" and state["state"]["exit_code"] == 3
+    assert state["state"]["finished_at"].endswith("Z")
