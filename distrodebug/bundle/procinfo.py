@@ -10,14 +10,16 @@ name or command line can forge a record::
     B <the boot time: btime of /proc/stat, seconds since the epoch>
     C <the wall clock from adjtimex, seconds.microseconds> <the uptime, /proc/uptime>
     P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*>
-    T <pid> <base64 /proc/<pid>/stat>
+    T <pid> <base64 /proc/<pid>/stat> <base64 /proc/<pid>/cgroup>
     N <tcp|tcp6|udp|udp6|unix> <base64 /proc/$DD_PID/net/<kind>>
     M <base64 /proc/$DD_PID/mountinfo>
     END
 
 :func:`parse_collect` turns it into plain lists of dicts, leaving out the sidecar's own
 processes (the collecting shell, its ancestors up to the sidecar's first process, and its
-children), and matches socket inodes to the processes holding them. A process's start time
+children, and every process in the collecting shell's own cgroup: the sidecar's, such as a
+Kubernetes debugger's reaper, which is no ancestor of a shell started by exec), and matches
+socket inodes to the processes holding them. A process's start time
 (``started``, UTC) is the boot time plus field 22 of its stat in clock ticks; the ticks are
 USER_HZ, 100 on every architecture Linux runs containers on (busybox has no getconf to ask).
 The kernel gives the boot time (btime) in whole seconds, truncated, which would put every
@@ -61,7 +63,8 @@ for d in /proc/[0-9]*; do
   l=$("$BB" stat -c '%N' "$d/cwd" "$d/exe" "$d/root" "$d"/fd/* 2>/dev/null | "$BB" base64 -w0)
   echo "P $p ${s:--} ${c:--} ${l:--}"
   t=$(b64 "$d/stat")
-  echo "T $p ${t:--}"
+  g=$(b64 "$d/cgroup")
+  echo "T $p ${t:--} ${g:--}"
 done
 for k in tcp tcp6 udp udp6 unix; do
   t=$(b64 "/proc/$PID/net/$k")
@@ -292,6 +295,7 @@ def parse_collect(text: str) -> Collected:
     self_pid: int | None = None
     procs: dict[int, dict[str, Any]] = {}
     ticks: dict[int, int | None] = {}
+    cgroups: dict[int, bytes] = {}
     for line in text.splitlines():
         parts = line.split(" ")
         tag = parts[0]
@@ -312,8 +316,10 @@ def parse_collect(text: str) -> Collected:
             precise = _boot_from_clock(parts[1], parts[2])
             if precise is not None:
                 result.boot_time, result.boot_time_error = precise, 0.02
-        elif tag == "T" and len(parts) == 3 and parts[1].isdigit():
+        elif tag == "T" and len(parts) in (3, 4) and parts[1].isdigit():
             ticks[int(parts[1])] = start_ticks(_text(_b64(parts[2])))
+            if len(parts) == 4:
+                cgroups[int(parts[1])] = _b64(parts[3])
         elif tag == "N" and len(parts) == 3:
             body = _text(_b64(parts[2]))
             if parts[1] == "unix":
@@ -328,6 +334,9 @@ def parse_collect(text: str) -> Collected:
         proc["started"] = start_time(result.boot_time, ticks.get(pid))
         proc["started_error"] = result.boot_time_error if proc["started"] else None
     own = _own_processes(procs, self_pid)
+    mine = cgroups.get(self_pid) if self_pid is not None else None
+    if mine:  # the sidecar's cgroup is never the target's (each container has its own)
+        own.update(pid for pid, group in cgroups.items() if group == mine)
     result.processes = [p for pid, p in sorted(procs.items()) if pid not in own]
     _match_sockets(result.sockets, result.processes)
     return result

@@ -173,7 +173,8 @@ def _runtime_events(state: Mapping[str, Any]) -> list[_Row]:
         text = message if message.startswith(reason) else f"{reason or '?'}: {message}".rstrip(": ")
         count = event.get("count")
         if isinstance(count, int) and count > 1:
-            text += f" (x{count}, first {event.get('first') or '?'})"
+            first = event.get("first")
+            text += f" (x{count}, first {first})" if first else f" (x{count})"
         where = event.get("object")
         if where and where not in ("pod", "container"):
             text += f" [{where}]"

@@ -73,3 +73,7 @@ def test_dump_of_a_restarted_pod_holds_events_and_both_runs_logs(cluster: Cluste
     first = next(i for i, r in enumerate(rows) if "first run failing" in r["text"])
     second = next(i for i, r in enumerate(rows) if "second run up" in r["text"])
     assert first < second
+    # The debugger's own processes (its reaper, started beside the exec'd collector) are ours.
+    processes = json.loads(meta["meta/processes.json"])
+    assert [p["pid"] for p in processes] == [1], processes
+    assert processes[0]["started"] and processes[0]["started_error"] < 0.1

@@ -196,3 +196,25 @@ def test_collect_script_is_valid_shell() -> None:
     if shell is None:
         return
     subprocess.run([shell, "sh", "-n", "-c", COLLECT_SCRIPT], check=True)
+
+
+def test_parse_collect_start_times_and_the_sidecars_cgroup() -> None:
+    stat = b"1 (we ird) name) S 0 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 250 0 0"
+    ours, theirs = b"0::/\n", b"0::/../abc\n"
+    text = "\n".join([
+        "DDCOLLECT 1", "SELF 40", "B 1796000000", "C 1796000100.250000 100.00",
+        _proc(1, 0, "app", b"app\0"), f"T 1 {_b(stat)} {_b(theirs)}",
+        _proc(7, 0, "reaper", b"distrodebug-reaper\0"), f"T 7 {_b(stat)} {_b(ours)}",
+        _proc(9, 7, "sleep", b"sleep\0"), f"T 9 {_b(stat)} {_b(ours)}",
+        _proc(40, 0, "sh", b"sh\0"), f"T 40 {_b(stat)} {_b(ours)}",
+        "END",
+    ])
+    collected = parse_collect(text)
+    assert [p["pid"] for p in collected.processes] == [1]
+    # boot = 1796000100.25 - 100.00; start = boot + 250 ticks / 100
+    assert collected.processes[0]["started"] == "2026-11-30T00:53:22.750Z"
+    assert collected.processes[0]["started_error"] == 0.02
+    fallback = parse_collect("DDCOLLECT 1\nB 1796000000\nC - \n" + _proc(1, 0, "app", b"app\0")
+                             + f"\nT 1 {_b(stat)}\nEND")
+    assert fallback.processes[0]["started"] == "2026-11-30T00:53:22.500Z"
+    assert fallback.processes[0]["started_error"] == 1.0
