@@ -69,6 +69,11 @@ class TimelineEvent:
     #: How many things a group row stands for (1 for others).
     count: int = 1
     path: str | None = None
+    #: Seconds the time may be late by or off: 1 for whole-second sources (file times from
+    #: tar, Kubernetes event times, the manifest's creation), a process's ``started_error``;
+    #: 0 when the source gives a fraction. Within that much, the order against other rows is
+    #: not known.
+    precision: float = 0.0
 
 
 @dataclass
@@ -124,13 +129,17 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
                                                                 "log (previous run)")
     finished = parse_time(manifest.get("created"))
     if finished:
-        rows.append(_event(finished, "dump", "distrodebug", "dump finished (manifest written)"))
+        rows.append(_event(finished, "dump", "distrodebug", "dump finished (manifest written)",
+                           precision=1.0))
     captured = parse_time(state.get("captured"))
     if captured:
         rows.append(_event(captured, "dump", "distrodebug", "runtime state, events and logs read"))
     files = _files(manifest.get("entries") or [])
     if not files and manifest.get("entries"):
         notes.append("no file entry carries a modification time")
+    elif files:
+        notes.append("files: modification times are whole seconds (tar keeps no more), so a file "
+                     "may sort before an event of the same second that came first")
 
     def wanted(moment: datetime) -> bool:
         return ((options.since is None or moment >= options.since)
@@ -169,6 +178,7 @@ def _runtime_events(state: Mapping[str, Any]) -> list[_Row]:
         moment = parse_time(event.get("time"))
         if moment is None:
             continue
+        whole = "." not in str(event.get("time"))
         reason, message = str(event.get("reason") or ""), str(event.get("message") or "").strip()
         text = message if message.startswith(reason) else f"{reason or '?'}: {message}".rstrip(": ")
         count = event.get("count")
@@ -179,7 +189,8 @@ def _runtime_events(state: Mapping[str, Any]) -> list[_Row]:
         if where and where not in ("pod", "container"):
             text += f" [{where}]"
         level = "warning" if str(event.get("type")) == "Warning" else "info"
-        out.append(_event(moment, "event", str(event.get("source") or "runtime"), text, level=level))
+        out.append(_event(moment, "event", str(event.get("source") or "runtime"), text, level=level,
+                          precision=1.0 if whole else 0.0))
     return out
 
 
@@ -197,10 +208,12 @@ def _processes(data: Any) -> tuple[list[_Row], float]:
             continue
         argv = proc.get("cmdline")
         command = " ".join(str(a) for a in argv) if isinstance(argv, list) and argv else proc.get("name")
-        out.append(_event(moment, "process", "processes",
-                          f"process {proc.get('pid')} started (uid {proc.get('uid')}): {command}"))
         off = proc.get("started_error")
-        error = max(error, float(off) if isinstance(off, int | float) else 1.0)
+        off = float(off) if isinstance(off, int | float) else 1.0
+        out.append(_event(moment, "process", "processes",
+                          f"process {proc.get('pid')} started (uid {proc.get('uid')}): {command}",
+                          precision=off))
+        error = max(error, off)
     return out, error
 
 
@@ -247,7 +260,7 @@ def _file_rows(files: list[tuple[float, dict[str, Any]]], created: datetime | No
     def row(mtime: float, entry: dict[str, Any]) -> _Row:
         level = "warning" if entry.get("change") in ("added", "changed") else "info"
         return _event(_moment(mtime), "file", "manifest", _describe(entry), level=level,
-                      path=str(entry.get("path")))
+                      path=str(entry.get("path")), precision=1.0 if mtime == int(mtime) else 0.0)
 
     if options.full:
         return [row(m, e) for m, e in files]
@@ -277,7 +290,7 @@ def _file_rows(files: list[tuple[float, dict[str, Any]]], created: datetime | No
             many = "entries" if len(members) > 1 else "entry"
             text = f"{len(members)} {many} last modified in {key}, the newest: {names}{more}"
             out.append(_event(_moment(members[-1][0]), "files", "manifest", text,
-                              count=len(members)))
+                              count=len(members), precision=1.0))
     return out
 
 

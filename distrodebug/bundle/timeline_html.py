@@ -24,6 +24,11 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _when(time: str, precision: float) -> str:
+    """A whole-second time without the fraction it never had."""
+    return time.replace(".000000Z", "Z") if precision >= 1 else time
+
+
 def _td(value: object, cls: str = "") -> str:
     attr = f' class="{_e(cls)}"' if cls else ""
     return f"<td{attr}>{_e(value)}</td>"
@@ -85,7 +90,8 @@ def timeline_section(timeline: Timeline) -> str:
         out.append(f"<p class=sub>The table shows the newest {len(shown)} of {len(rows)} rows; "
                    "'distrodebug report --timeline' shows them all.</p>")
     table_rows = [
-        f'<tr class="lv-{_e(r.level)}"><td class="when mono">{_e(r.time)}</td>{_td(r.kind)}'
+        f'<tr class="lv-{_e(r.level)}"><td class="when mono">{_e(_when(r.time, r.precision))}</td>'
+        f"{_td(r.kind)}"
         f"{_td(r.source)}{_td(r.text, 'mono')}</tr>"
         for r in shown
     ]

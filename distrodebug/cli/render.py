@@ -90,11 +90,16 @@ def timeline(result: Timeline) -> None:
     for note in result.notes:
         console.notice(f"note: {show(note)}")
     width = max((len(e.source) for e in result.events), default=6)
-    lines = [f"{e.time:<27} {e.kind:<7} {'!' if e.level == 'warning' else ' '} "
+    # A whole-second time is shown as one (07:43:10Z), not with a fraction it never had.
+    lines = [f"{_when(e.time, e.precision):<27} {e.kind:<7} {'!' if e.level == 'warning' else ' '} "
              f"{show(e.source):<{width}}  {show(e.text)}\n" for e in result.events]
     sys.stdout.writelines(lines)
     if not result.events:
         console.notice("the timeline is empty (check --since and --until)")
+
+
+def _when(time: str, precision: float) -> str:
+    return time.replace(".000000Z", "Z") if precision >= 1 else time
 
 
 def doctor(result: Report) -> None:

@@ -133,3 +133,42 @@ def test_timeline_of_an_exited_container_says_how_it_ended(
     state = json.loads(_meta(bundle)["meta/runtime-state.json"])
     assert state["state"]["status"] == "exited" and state["state"]["exit_code"] == 3
     assert state["state"]["finished_at"].endswith("Z")
+
+
+ONCE = """
+import os, sys, time
+if os.path.exists('/tmp/ran'):
+    print('second run up', flush=True)
+    time.sleep(3600)
+open('/tmp/ran', 'w').write('1')
+print('first run failing', flush=True)
+sys.exit(3)
+"""
+
+
+def test_timeline_of_a_restarted_container_shows_both_runs(
+        dd: Any, make_container: Any, python_image: str, tmp_path: Path) -> None:
+    from distrodebug.runtimes.docker.spec import CRASH_LOOP_UPTIME
+
+    target = make_container(python_image, command=["-c", ONCE],
+                            restart_policy={"Name": "on-failure", "MaximumRetryCount": 1})
+    deadline = time.monotonic() + 30
+    while b"second run up" not in target.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(CRASH_LOOP_UPTIME + 1)  # a restarted container counts as crash-looping until then
+    bundle = tmp_path / "restarted.tar"
+    ran = dd("dump", target.name, "-f", str(bundle), "--path", "/tmp")
+    assert ran.code == 0, ran.err
+    state = json.loads(_meta(bundle)["meta/runtime-state.json"])
+    assert state["state"]["restart_count"] == 1
+    rows = json.loads(dd("report", str(bundle), "--timeline", "-o", "json").out)["events"]
+    texts = [r["text"] for r in rows]
+    # (The engine reports "start" once the process runs: its first line may come before.)
+    order = [next(i for i, t in enumerate(texts) if t.startswith(prefix)) for prefix in (
+        "create", "first run failing", "die (exitCode=3)", "second run up")]
+    assert order == sorted(order), texts
+    assert sum(t == "start" for t in texts) == 2
+    marker = next(r for r in rows if r["kind"] == "file" and r["path"] == "tmp/ran")
+    died = rows[order[2]]
+    # Written by the first run before it died; tar keeps whole seconds, and the row says so.
+    assert marker["precision"] == 1 and marker["time"] <= died["time"]
