@@ -137,9 +137,6 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
     files = _files(manifest.get("entries") or [])
     if not files and manifest.get("entries"):
         notes.append("no file entry carries a modification time")
-    elif files:
-        notes.append("files: modification times are whole seconds (tar keeps no more), so a file "
-                     "may sort before an event of the same second that came first")
 
     def wanted(moment: datetime) -> bool:
         return ((options.since is None or moment >= options.since)
@@ -163,6 +160,10 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
     rows += logs
     rows += _file_rows(files, created, options, notes)
     rows.sort(key=lambda r: r[0])  # stable: same-time rows keep their source order
+    if any(event.precision >= 1 for _, event in rows):
+        notes.append("times in whole seconds (file modification times, which tar keeps no finer; "
+                     "Kubernetes event and status times) sort at the start of their second, "
+                     "before what happened earlier in that second")
     if options.limit is not None and len(rows) > options.limit:
         notes.append(f"--limit: the newest {options.limit} of {len(rows)} rows are shown")
         rows = rows[-options.limit :] if options.limit > 0 else []

@@ -157,6 +157,9 @@ def test_timeline_of_a_written_bundle_renders_hostile_text_escaped(
     assert "\x1b" not in printed and "\x07" not in printed
     assert printed.count("\n") == len(timeline.events)  # a name's newline cannot forge a row
     assert "\\x1b]0;owned\\x07" in printed
+    file_line = next(line for line in printed.splitlines() if " files " in line)
+    assert file_line.startswith("2023-11-14T22:13:20Z ")  # whole seconds: no made-up fraction
+    assert any("whole seconds" in n for n in timeline.notes)
 
 
 def test_html_section_escapes_and_draws_the_lanes(tmp_path: Path) -> None:
