@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from distrodebug.clock import parse_time
 
 #: Log lines asked for (the newest), and the bytes kept of them at most, per run.
 LOG_TAIL_LINES = 20_000
@@ -47,3 +51,13 @@ class NewestBytes:
             return None
         return (f"{what}: {self.total} bytes read, only the newest {self.limit} bytes (whole lines) "
                 "were kept")
+
+
+def newest_events(events: Sequence[Mapping[str, Any]], notes: list[str]) -> tuple[Mapping[str, Any], ...]:
+    """The events in time order (by time, not by string: some have fractions, some none), the
+    newest :data:`MAX_EVENTS` of them, with a note when more were left out."""
+    never = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(events, key=lambda e: parse_time(e.get("time")) or never)
+    if len(ordered) > MAX_EVENTS:
+        notes.append(f"events: only the newest {MAX_EVENTS} of {len(ordered)} were kept")
+    return tuple(ordered[-MAX_EVENTS:])

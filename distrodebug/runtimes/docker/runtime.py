@@ -61,7 +61,7 @@ from distrodebug.runtimes.docker.spec import (
     without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import ChunkReader, DockerStream
-from distrodebug.runtimes.volatile import LOG_TAIL_LINES, MAX_EVENTS, NewestBytes
+from distrodebug.runtimes.volatile import LOG_TAIL_LINES, NewestBytes, newest_events
 from distrodebug.target import Target
 
 __all__ = ["DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect", "translate"]
@@ -432,7 +432,7 @@ class DockerRuntime:
             notes.append(note)
         notes.append(f"logs: at most the newest {LOG_TAIL_LINES} lines were asked for; Docker keeps "
                      "one log for all the container's runs")
-        return RuntimeState(captured, state, tuple(events[-MAX_EVENTS:]), logs.text(),
+        return RuntimeState(captured, state, newest_events(events, notes), logs.text(),
                             notes=tuple(notes))
 
     def _engine_events(self, info: TargetInfo, notes: list[str]) -> list[dict[str, Any]]:

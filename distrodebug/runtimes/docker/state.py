@@ -89,7 +89,7 @@ _SAME = {"Created": "create", "Started": "start", "Finished": "die"}
 
 
 def merge_events(inspected: list[dict[str, Any]], engine: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Both lists in time order, leaving out an inspect-derived event the engine reported too
+    """Both lists, leaving out an inspect-derived event the engine reported too
     (its record says more: exit codes, signals); the engine forgets, inspect does not."""
     def near(a: Any, b: Any) -> bool:
         ta, tb = parse_time(a), parse_time(b)
@@ -98,4 +98,4 @@ def merge_events(inspected: list[dict[str, Any]], engine: list[dict[str, Any]]) 
     kept = [e for e in inspected
             if not any(x["reason"] == _SAME.get(e["reason"]) and near(x["time"], e["time"])
                        for x in engine)]
-    return sorted(kept + engine, key=lambda e: str(e["time"]))
+    return kept + engine  # the caller orders them (volatile.newest_events)

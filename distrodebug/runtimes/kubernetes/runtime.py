@@ -39,7 +39,13 @@ from distrodebug.runtimes.kubernetes.debugger import KubeSidecar
 from distrodebug.runtimes.kubernetes.pods import ANNOTATION_EXPIRES
 from distrodebug.runtimes.kubernetes.spec import container_state, container_status, pick_container
 from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
-from distrodebug.runtimes.volatile import LOG_MAX_BYTES, LOG_TAIL_LINES, MAX_EVENTS, NewestBytes
+from distrodebug.runtimes.volatile import (
+    LOG_MAX_BYTES,
+    LOG_TAIL_LINES,
+    MAX_EVENTS,
+    NewestBytes,
+    newest_events,
+)
 from distrodebug.settings import DEFAULT_IMAGE
 from distrodebug.target import Target
 
@@ -231,11 +237,10 @@ class KubernetesRuntime:
         except PermissionDenied:
             notes.append("events: not readable with these credentials (RBAC: list events)")
         events += [e for e in map(kubestate.pod_event, raw_events) if e is not None]
-        events.sort(key=lambda e: str(e["time"]))
         notes.append("events: the API server keeps them for an hour by default (--event-ttl)")
         logs = self._logs(info, False, notes)
         previous = self._logs(info, True, notes) if kubestate.restarted(state) else None
-        return RuntimeState(captured, state, tuple(events[-MAX_EVENTS:]), logs or "",
+        return RuntimeState(captured, state, newest_events(events, notes), logs or "",
                             previous, tuple(notes), raw={"events.json": raw_events})
 
     def _logs(self, info: TargetInfo, previous: bool, notes: list[str]) -> str | None:

@@ -7,7 +7,7 @@ from distrodebug.clock import iso_or_none
 from distrodebug.model import RuntimeState
 from distrodebug.runtimes.docker import state as dockerstate
 from distrodebug.runtimes.kubernetes import state as kubestate
-from distrodebug.runtimes.volatile import NewestBytes
+from distrodebug.runtimes.volatile import MAX_EVENTS, NewestBytes, newest_events
 
 
 def test_times_in_one_form() -> None:
@@ -36,7 +36,7 @@ def test_docker_state_events_and_merge() -> None:
                                         "Actor": {"Attributes": {"execID": "e1", "x": "y"}}})]
     assert engine[1] is not None and engine[1]["reason"] == "exec_create"
     assert engine[1]["message"] == "exec_create: sh -c id (execID=e1)"
-    merged = dockerstate.merge_events(events, [e for e in engine if e])
+    merged = newest_events(dockerstate.merge_events(events, [e for e in engine if e]), [])
     # The engine's "start" at 07:05:00.5 stands for inspect's "Started" at 07:05:00.
     assert [e["reason"] for e in merged] == ["Created", "Finished", "start", "exec_create",
                                              "HealthCheck"]
@@ -99,3 +99,17 @@ def test_runtime_state_members() -> None:
     assert "logs.previous.txt" not in RuntimeState("t", {}).members()
     image = RuntimeState("t", {}, logs=None).members()
     assert set(image) == {"runtime-state.json"} and image["runtime-state.json"]["logs"] is None
+
+
+def test_newest_events_order_by_time_and_cap() -> None:
+    events = [{"time": "2026-11-30T07:00:52Z", "reason": "whole"},
+              {"time": "2026-11-30T07:00:52.5Z", "reason": "later"},
+              {"time": "2026-11-30T07:00:51.9Z", "reason": "earlier"}]
+    notes: list[str] = []
+    assert [e["reason"] for e in newest_events(events, notes)] == ["earlier", "whole", "later"]
+    assert notes == []
+    many = [{"time": f"2026-11-30T07:{i // 60:02d}:{i % 60:02d}Z", "n": i}
+            for i in range(MAX_EVENTS + 5)]
+    kept = newest_events(many[::-1], notes)
+    assert len(kept) == MAX_EVENTS and kept[-1]["n"] == MAX_EVENTS + 4 and kept[0]["n"] == 5
+    assert notes and "newest 1000 of 1005" in notes[0]
