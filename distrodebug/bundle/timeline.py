@@ -78,6 +78,8 @@ class TimelineEvent:
 
 @dataclass
 class Timeline:
+    """The rows in time order, what was grouped or cut (``notes``), and the counts before."""
+
     events: list[TimelineEvent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: Rows of each kind before grouping and caps.
