@@ -20,6 +20,7 @@ time.sleep(2)
 open('/tmp/late.txt', 'w').write('written after the start')
 print('wrote /tmp/late.txt', flush=True)
 print('oops token=abc123secret', file=sys.stderr, flush=True)
+print('\\x1b]0;owned\\x07\\x1b[2Jforged <b>markup</b>', flush=True)
 time.sleep(3600)
 """
 
@@ -86,6 +87,8 @@ def test_timeline_orders_a_late_file_after_its_process_and_holds_the_logs(
 
     text = dd("report", str(bundle), "--timeline", "--since", rows[written]["time"])
     assert text.code == 0 and "/tmp/late.txt" in text.out and "booting" not in text.out
+    # The target's terminal escapes are shown escaped, never sent to the terminal.
+    assert "\\x1b]0;owned\\x07\\x1b[2Jforged" in text.out and "\x1b" not in text.out
     assert "grouped" in text.err or "note:" in text.err
 
 
@@ -111,6 +114,7 @@ def test_html_timeline_of_a_real_dump_renders_in_chromium(
     elements = _Elements()
     elements.feed(dom.stdout)
     assert {"svg", "circle"} <= elements.tags and "script" not in elements.tags
+    assert "b" not in elements.tags and "forged &lt;b&gt;markup&lt;/b&gt;" in section
     shot = tmp_path / "report.png"
     done = run_chromium(binary, tmp_path / "profile2", f"--screenshot={shot}",
                         "--window-size=1200,2400", page.as_uri())
