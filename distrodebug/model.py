@@ -207,6 +207,54 @@ class DumpMeta:
     changes: Mapping[str, str] | None = None
 
 
+#: Bundle meta members written from a :class:`RuntimeState`.
+STATE_MEMBER = "runtime-state.json"
+LOGS_MEMBER = "logs.txt"
+PREVIOUS_LOGS_MEMBER = "logs.previous.txt"
+
+
+@dataclass(frozen=True)
+class RuntimeState:
+    """What the runtime says about a target now and lately: its state, events and logs.
+
+    Volatile, so a dump reads it first: a pod's events expire (an hour by default), logs rotate,
+    a restart replaces the previous run's logs, and a debug sidecar's own arrival adds events.
+    Times are UTC ISO 8601 (:mod:`distrodebug.clock`). ``events`` are normalised records::
+
+        {"time", "first", "count", "type", "reason", "message", "source", "object"}
+
+    ``logs`` and ``previous_logs`` are the container's output with a timestamp at the start of
+    every line (Docker's and the kubelet's RFC 3339 form), the newest part when there was more.
+    """
+
+    #: When it was read.
+    captured: str
+    #: Status, start/finish times, exit code, restart count, health or conditions.
+    state: Mapping[str, Any]
+    events: tuple[Mapping[str, Any], ...] = ()
+    #: None: nothing that could have logs (a plain image).
+    logs: str | None = ""
+    #: The run before the last restart (Kubernetes keeps one), None when there was none.
+    previous_logs: str | None = None
+    #: What was cut or could not be read, for the reader of the bundle.
+    notes: tuple[str, ...] = ()
+    #: Runtime-native records kept as they came (the pod's raw events), by member name.
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def members(self) -> dict[str, Any]:
+        """The bundle meta members: runtime-state.json, logs.txt, logs.previous.txt and ``raw``."""
+        record = {"captured": self.captured, "state": dict(self.state),
+                  "events": [dict(e) for e in self.events], "notes": list(self.notes),
+                  "logs": LOGS_MEMBER if self.logs is not None else None, "previous_logs":
+                  PREVIOUS_LOGS_MEMBER if self.previous_logs is not None else None}
+        out: dict[str, Any] = {**self.raw, STATE_MEMBER: record}
+        if self.logs is not None:
+            out[LOGS_MEMBER] = self.logs
+        if self.previous_logs is not None:
+            out[PREVIOUS_LOGS_MEMBER] = self.previous_logs
+        return out
+
+
 @dataclass(frozen=True)
 class OwnedObject:
     """Something distrodebug created (a container, image, volume or pod), found by its labels."""

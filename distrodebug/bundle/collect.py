@@ -131,6 +131,9 @@ def _dump(
     with record.phase("identity", "which target: the runtime's inspect"):
         info = runtime.inspect(target)
         mode, _ = runtime.privileges(info, DebugOptions())
+    # Volatile first: events expire, logs rotate, and a sidecar's arrival adds events to a pod.
+    with record.phase("runtime state", "the runtime's state, events and logs"):
+        state = runtime.volatile_state(info)
     volatile: dict[str, Any] = {}
     if mode != "join" and options.memory:
         raise UsageError(f"--memory reads the memory of running processes, and '{info.name}' "
@@ -142,7 +145,7 @@ def _dump(
         record.skipped("volatile", "processes, open sockets and mounts", f"the target is {info.status}")
     with record.phase("records", "the runtime's records: inspect data, logs, events, environment"):
         described = runtime.dump_meta(info)
-    meta: dict[str, Any] = {**described.members, **volatile}
+    meta: dict[str, Any] = {**described.members, **state.members(), **volatile}
     changes = dict(described.changes) if described.changes is not None else None
     identity = dict(described.identity)
     record.target = {**custody.target_record(identity), "endpoint": redact_text(runtime.endpoint)[0]}

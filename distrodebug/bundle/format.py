@@ -6,8 +6,11 @@ from the first bytes, not the name. Members, in this order:
 
 ``meta/<name>``
     What the caller collected before the filesystem: ``target.json`` (identity), ``inspect.json``,
-    ``processes.json``, ``sockets.json``, ``mounts.json``, ``changes.json``, ``logs.txt``,
-    ``environment.json``... Secret-looking values are redacted unless ``include_secrets``.
+    ``processes.json``, ``sockets.json``, ``mounts.json``, ``changes.json``, ``environment.json``,
+    and, read first because they change, ``runtime-state.json`` (state, normalised events, notes
+    on what was cut), ``logs.txt`` and ``logs.previous.txt`` (timestamped, the newest part) and on
+    Kubernetes the pod's raw ``events.json``. Secret-looking values are redacted unless
+    ``include_secrets``.
 ``fs/<path>``
     The target's filesystem, paths relative to its root. Directories, regular files, symlinks
     (stored as symlinks, whatever they point at) and hard links (``linkname`` is the ``fs/`` name

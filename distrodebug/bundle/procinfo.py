@@ -8,17 +8,29 @@ name or command line can forge a record::
     DDCOLLECT 1
     SELF <pid of the collecting shell>
     TARGET <pid of the target's main process>
-    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*>
-      <base64 environ> <base64 first line of cgroup>    (one line; the last two may be missing)
+    B <the boot time: btime of /proc/stat, seconds since the epoch>
+    C <the wall clock from adjtimex, seconds.microseconds> <the uptime, /proc/uptime>
+    P <pid> <base64 status> <base64 cmdline> <base64 stat -c %N of cwd, exe, root, fd/*> <base64 environ>
+    T <pid> <base64 /proc/<pid>/stat> <base64 /proc/<pid>/cgroup>
     N <tcp|tcp6|udp|udp6|unix> <base64 /proc/$DD_PID/net/<kind>>
     M <base64 /proc/$DD_PID/mountinfo>
     END
 
 :func:`parse_collect` turns it into plain lists of dicts, leaving out the sidecar's own
 processes (the collecting shell, its ancestors up to the sidecar's first process, and its
-children), and the idle warm sidecars of ours that share the namespace (runtimes/docker/warm.py:
-our idle loop's exact argv, in a cgroup that is not the target's, and what runs under it), and
-matches socket inodes to the processes holding them.
+children, and every process in the collecting shell's own cgroup: the sidecar's, such as a
+Kubernetes debugger's reaper, which is no ancestor of a shell started by exec), the idle warm
+sidecars of ours that share the namespace (runtimes/docker/warm.py: our idle loop's exact argv,
+in a cgroup that is not the target's, and what runs under it), and matches
+socket inodes to the processes holding them. A process's start time
+(``started``, UTC) is the boot time plus field 22 of its stat in clock ticks; the ticks are
+USER_HZ, 100 on every architecture Linux runs containers on (busybox has no getconf to ask).
+The kernel gives the boot time (btime) in whole seconds, truncated, which would put every
+start up to a second early, before the runtime's own record of it; the wall clock minus the
+uptime, read one right after the other, gives it to about 10 ms. busybox's ``adjtimex`` (no
+arguments: it only reads) is the one applet that prints the wall clock below a second; without
+it btime is used, and each process says how far off its ``started`` may be (``started_error``,
+seconds).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import binascii
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from distrodebug.sidecar import IDLE_SCRIPT, SHELL
@@ -43,6 +56,11 @@ b64() { "$BB" base64 -w0 "$@" 2>/dev/null; }
 echo "DDCOLLECT 1"
 echo "SELF $$"
 echo "TARGET $PID"
+b=$("$BB" grep '^btime ' /proc/stat 2>/dev/null)
+echo "B ${b#btime }"
+w=$("$BB" adjtimex 2>/dev/null | "$BB" awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{if(s)printf "%d.%06d",s,u}')
+u=$("$BB" cat /proc/uptime 2>/dev/null)
+echo "C ${w:--} ${u%% *}"
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   s=$(b64 "$d/status") || continue
@@ -50,8 +68,10 @@ for d in /proc/[0-9]*; do
   c=$(b64 "$d/cmdline")
   l=$("$BB" stat -c '%N' "$d/cwd" "$d/exe" "$d/root" "$d"/fd/* 2>/dev/null | "$BB" base64 -w0)
   e=$(b64 "$d/environ")
-  g=$("$BB" head -n1 "$d/cgroup" 2>/dev/null | "$BB" base64 -w0)
-  echo "P $p ${s:--} ${c:--} ${l:--} ${e:--} ${g:--}"
+  echo "P $p ${s:--} ${c:--} ${l:--} ${e:--}"
+  t=$(b64 "$d/stat")
+  g=$(b64 "$d/cgroup")
+  echo "T $p ${t:--} ${g:--}"
 done
 for k in tcp tcp6 udp udp6 unix; do
   t=$(b64 "/proc/$PID/net/$k")
@@ -69,6 +89,8 @@ TCP_STATES = {
 }  # fmt: skip
 UNIX_TYPES = {"0001": "stream", "0002": "dgram", "0005": "seqpacket"}
 _SOCKET_RE = re.compile(r"socket:\[(\d+)\]")
+#: USER_HZ: the unit of /proc/<pid>/stat's times.
+CLOCK_TICKS = 100
 
 
 @dataclass
@@ -79,6 +101,8 @@ class Collected:
     sockets: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False  # the END line arrived
+    boot_time: float | None = None  # seconds since the epoch
+    boot_time_error: float = 1.0  # how far the boot time may be off, seconds
 
 
 def _b64(text: str) -> bytes:
@@ -247,13 +271,39 @@ def parse_mountinfo(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def start_ticks(stat: str) -> int | None:
+    """Field 22 of /proc/<pid>/stat (starttime, clock ticks after boot); the name in field 2
+    may hold spaces and parentheses, so fields are counted from its last ')'."""
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def start_time(boot_time: float | None, ticks: int | None) -> str | None:
+    """UTC ISO 8601 time a process started, from the boot time and its starttime ticks."""
+    if boot_time is None or ticks is None:
+        return None
+    moment = datetime.fromtimestamp(boot_time + ticks / CLOCK_TICKS, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _boot_from_clock(wall: str, uptime: str) -> float | None:
+    """The boot time from the wall clock and the uptime read together; None when either is
+    missing or they disagree with any plausible machine (a boot in the future, before 2000)."""
+    try:
+        boot = float(wall) - float(uptime)
+    except ValueError:
+        return None
+    return boot if 946684800 < boot < float(wall) else None
+
+
 def parse_collect(text: str) -> Collected:
     """Parse the collect script's stdout; see the module doc for the framing."""
     result = Collected()
     target_pid = 1
     self_pid: int | None = None
     procs: dict[int, dict[str, Any]] = {}
-    cgroups: dict[int, str] = {}
+    ticks: dict[int, int | None] = {}
+    cgroups: dict[int, bytes] = {}
     for line in text.splitlines():
         parts = line.split(" ")
         tag = parts[0]
@@ -261,7 +311,7 @@ def parse_collect(text: str) -> Collected:
             self_pid = int(parts[1])
         elif tag == "TARGET" and len(parts) == 2 and parts[1].isdigit():
             target_pid = int(parts[1])
-        elif tag == "P" and len(parts) in (5, 6, 7) and parts[1].isdigit():
+        elif tag == "P" and len(parts) in (5, 6) and parts[1].isdigit():
             status = parse_status(_text(_b64(parts[2])))
             if not status["name"] and status["ppid"] is None:
                 continue  # the process ended while it was read
@@ -269,9 +319,19 @@ def parse_collect(text: str) -> Collected:
             proc["cmdline"] = parse_cmdline(_b64(parts[3]))
             proc.update(parse_links(_text(_b64(parts[4]))))
             # The live environment (NUL-separated like cmdline); redacted with the rest of meta.
-            proc["environ"] = parse_cmdline(_b64(parts[5])) if len(parts) >= 6 else None
-            cgroups[proc["pid"]] = _text(_b64(parts[6])).strip() if len(parts) == 7 else ""
+            proc["environ"] = parse_cmdline(_b64(parts[5])) if len(parts) == 6 else None
             procs[proc["pid"]] = proc
+        elif tag == "B" and len(parts) == 2 and parts[1].isdigit():
+            if result.boot_time is None:
+                result.boot_time = int(parts[1])
+        elif tag == "C" and len(parts) == 3:
+            precise = _boot_from_clock(parts[1], parts[2])
+            if precise is not None:
+                result.boot_time, result.boot_time_error = precise, 0.02
+        elif tag == "T" and len(parts) in (3, 4) and parts[1].isdigit():
+            ticks[int(parts[1])] = start_ticks(_text(_b64(parts[2])))
+            if len(parts) == 4:
+                cgroups[int(parts[1])] = _b64(parts[3])
         elif tag == "N" and len(parts) == 3:
             body = _text(_b64(parts[2]))
             if parts[1] == "unix":
@@ -282,20 +342,26 @@ def parse_collect(text: str) -> Collected:
             result.mounts = parse_mountinfo(_text(_b64(parts[1])))
         elif tag == "END":
             result.complete = True
+    for pid, proc in procs.items():
+        proc["started"] = start_time(result.boot_time, ticks.get(pid))
+        proc["started_error"] = result.boot_time_error if proc["started"] else None
     own = _own_processes(procs, self_pid) | _warm_sidecars(procs, cgroups, target_pid)
+    mine = cgroups.get(self_pid) if self_pid is not None else None
+    if mine:  # the sidecar's cgroup is never the target's (each container has its own)
+        own.update(pid for pid, group in cgroups.items() if group == mine)
     result.processes = [p for pid, p in sorted(procs.items()) if pid not in own]
     _match_sockets(result.sockets, result.processes)
     return result
 
 
-def _warm_sidecars(procs: dict[int, dict[str, Any]], cgroups: dict[int, str],
+def _warm_sidecars(procs: dict[int, dict[str, Any]], cgroups: dict[int, bytes],
                    target_pid: int) -> set[int]:
     """Idle loops of our warm sidecars, their reapers and what they run (their sleeps).
 
     Both tests must hold, so that no process of the target can hide by copying the argv: it
     would still be in the target's cgroup.
     """
-    mine = cgroups.get(target_pid, "")
+    mine = cgroups.get(target_pid, b"")
     idle = {pid for pid, proc in procs.items()
             if proc.get("cmdline", [])[-3:] == [SHELL, "-c", IDLE_SCRIPT]
             and mine and cgroups.get(pid) and cgroups[pid] != mine}

@@ -28,13 +28,16 @@ from distrodebug.bundle.format import (
     parse_manifest,
     read_member,
 )
+from distrodebug.bundle.timeline import Timeline
+from distrodebug.bundle.timeline_html import TIMELINE_CSS, timeline_section
 from distrodebug.errors import BundleDamaged
 
 #: Lists longer than this are cut in the summary (the totals say how many there were).
 LIST_LIMIT = 1000
 LARGEST = 20
 #: The meta members the summary shows, and how much of them it reads at most, all together.
-_SHOWN_META = ("processes.json", "sockets.json", "mounts.json")
+_SHOWN_META = ("processes.json", "sockets.json", "mounts.json", "runtime-state.json", "logs.txt",
+               "logs.previous.txt")
 _MAX_META = 64 << 20
 
 
@@ -84,8 +87,18 @@ class Summary:
         return asdict(self)
 
 
-def summarize_bundle(path: str | Path) -> Summary:
-    """Read the bundle's manifest and meta into a :class:`Summary`."""
+@dataclass
+class Loaded:
+    """A bundle read once for the report and the timeline: its manifest and the meta they show."""
+
+    path: str
+    manifest_bytes: bytes
+    manifest: dict[str, Any]
+    meta: dict[str, bytes]
+
+
+def load_bundle(path: str | Path) -> Loaded:
+    """Read the manifest and the meta members the report and the timeline use (contents skipped)."""
     meta: dict[str, bytes] = {}
     manifest_bytes: bytes | None = None
     budget = _MAX_META
@@ -99,7 +112,13 @@ def summarize_bundle(path: str | Path) -> Summary:
                 budget -= len(meta[name])
     if manifest_bytes is None:
         raise BundleDamaged(f"{path} has no manifest.json; it is not a complete bundle.")
-    manifest = parse_manifest(manifest_bytes)
+    return Loaded(str(path), manifest_bytes, parse_manifest(manifest_bytes), meta)
+
+
+def summarize_bundle(path: str | Path, loaded: Loaded | None = None) -> Summary:
+    """Read the bundle's manifest and meta into a :class:`Summary` (``loaded``: already read)."""
+    loaded = loaded or load_bundle(path)
+    manifest_bytes, manifest, meta = loaded.manifest_bytes, loaded.manifest, loaded.meta
     summary = Summary(
         path=str(path),
         digest=hashlib.sha256(manifest_bytes).hexdigest(),
@@ -243,7 +262,7 @@ def _owners(sock: dict[str, Any]) -> str:
     return ", ".join(f"{p.get('pid')} {p.get('name', '')}" for p in sock.get("processes") or [])
 
 
-def render_html(summary: Summary) -> str:
+def render_html(summary: Summary, timeline: Timeline | None = None) -> str:
     """One self-contained HTML page for an incident review."""
     t = summary.target
     title = f"distrodebug dump of {t.get('name') or t.get('container_id') or 'a target'}"
@@ -255,7 +274,7 @@ def render_html(summary: Summary) -> str:
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         f"<meta name=viewport content='width=device-width'><title>{_e(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_CSS}{TIMELINE_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1><p class=sub>Bundle <code>{_e(summary.path)}</code>, created"
         f" {_e(summary.created)} by distrodebug {_e(summary.tool_version)}</p>",
         f"<p>Digest (sha256 of manifest.json): <code>{_e(summary.digest)}</code></p>",
@@ -264,6 +283,8 @@ def render_html(summary: Summary) -> str:
         items = "".join(f"<li>{_e(w)}</li>" for w in summary.warnings)
         parts.append(f"<div class=warn><strong>Warnings</strong><ul>{items}</ul></div>")
     parts += [f"<h2>Target</h2><dl>{ident}</dl>", _overview(summary), _custody(summary.custody)]
+    if timeline is not None:
+        parts.append(timeline_section(timeline))
     parts.append(f"<h2>Changed files ({sum(summary.by_change.values())})</h2>")
     rows = [
         [_td(r.change, r.change or ""), _td(r.path, "mono"), _td(r.type), _td(_size(r.size), "num")]
@@ -369,3 +390,4 @@ def _sockets(summary: Summary) -> str:
     ]
     out.append(_table(["proto", "local", "remote", "state", "processes"], rows))
     return "\n".join(out)
+

@@ -172,18 +172,42 @@ def extract(
 def report(
     bundle: Annotated[str, typer.Argument(help="The bundle file.")],
     html: Annotated[str | None, typer.Option("--html", help="Write a self-contained HTML page.")] = None,
+    timeline: Annotated[bool, typer.Option(
+        "--timeline", help="Show one time-ordered view: files, processes, events, log lines.")] = False,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Timeline from this time (ISO 8601, UTC) or duration before the dump (2h).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Timeline up to this time.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=0, help="Timeline: only the newest N rows.")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Timeline: every file and log line, nothing grouped or capped.")] = False,
     output: OutputOpt = "text",
 ) -> None:
-    """Summarise a bundle: changed and largest files, processes, sockets."""
+    """Summarise a bundle: changed and largest files, processes, sockets; or its timeline."""
     json_out = wants_json(output)
-    from distrodebug.bundle.report import render_html, summarize_bundle
+    from distrodebug.bundle import timeline as tl
+    from distrodebug.bundle.report import load_bundle, render_html, summarize_bundle
     from distrodebug.cli import render
+    from distrodebug.clock import parse_time
 
-    summary = summarize_bundle(bundle)
+    loaded = load_bundle(bundle)
+    created = parse_time(loaded.manifest.get("created"))
+    options = tl.TimelineOptions(
+        since=tl.parse_bound(since, created, "--since") if since else None,
+        until=tl.parse_bound(until, created, "--until") if until else None,
+        limit=limit, full=full)
+    summary = summarize_bundle(bundle, loaded)
+    result = tl.build_timeline(loaded.manifest, loaded.meta, options)
     if html:
-        _write_private(html, render_html(summary))
+        _write_private(html, render_html(summary, result))
         console.notice(f"wrote {html}")
-    if json_out:
+    if timeline:
+        if json_out:
+            console.emit_json("timeline", result.to_json())
+        else:
+            render.timeline(result)
+    elif json_out:
         console.emit_json("report", summary.to_json())
     else:
         render.report(summary)

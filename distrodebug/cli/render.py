@@ -15,6 +15,7 @@ from distrodebug.bundle.extract import ExtractResult
 from distrodebug.bundle.format import VerifyResult
 from distrodebug.bundle.report import Summary
 from distrodebug.bundle.signature import stock_digest_command
+from distrodebug.bundle.timeline import Timeline
 from distrodebug.bundle.writer import DumpResult
 from distrodebug.cleanup import Item
 from distrodebug.cli import console
@@ -163,6 +164,24 @@ def report(summary: Summary) -> None:
         for s in summary.listening])
     if summary.skipped:
         console.table("skipped", ["PATH", "REASON"], [(r.path, r.reason) for r in summary.skipped[:50]])
+
+
+def timeline(result: Timeline) -> None:
+    """One row per line on stdout (time, kind, source, what); notes about cuts on stderr."""
+    show = console.printable  # file names, commands and log lines come from the target
+    for note in result.notes:
+        console.notice(f"note: {show(note)}")
+    width = max((len(e.source) for e in result.events), default=6)
+    # A whole-second time is shown as one (07:43:10Z), not with a fraction it never had.
+    lines = [f"{_when(e.time, e.precision):<27} {e.kind:<7} {'!' if e.level == 'warning' else ' '} "
+             f"{show(e.source):<{width}}  {show(e.text)}\n" for e in result.events]
+    sys.stdout.writelines(lines)
+    if not result.events:
+        console.notice("the timeline is empty (check --since and --until)")
+
+
+def _when(time: str, precision: float) -> str:
+    return time.replace(".000000Z", "Z") if precision >= 1 else time
 
 
 def doctor(result: Report) -> None:

@@ -19,6 +19,7 @@ from distrodebug.model import (
     OwnedObject,
     Privileges,
     RelaySpec,
+    RuntimeState,
     SidecarSpec,
     TargetInfo,
 )
@@ -110,7 +111,13 @@ class Runtime(Protocol):
         ...
 
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
-        """Identity, runtime metadata, logs and declared environment for a dump bundle."""
+        """Identity, runtime metadata and declared environment for a dump bundle."""
+        ...
+
+    def volatile_state(self, info: TargetInfo) -> RuntimeState:
+        """The target's state, recent events and timestamped logs (the previous run's too, where
+        the runtime keeps them), bounded in size; read first in a dump. Parts that cannot be read
+        (no permission, no log driver) are left empty with a note, never an error."""
         ...
 
 

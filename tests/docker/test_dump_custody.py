@@ -87,7 +87,7 @@ def test_signed_dump_verifies_with_ssh_keygen_and_signer(dd: Any, make_container
 
     # Order of volatility: identity, then processes/sockets/mounts, then records, filesystem last.
     phases = custody["phases"]
-    assert [p["name"] for p in phases] == ["identity", "volatile", "records", "filesystem"]
+    assert [p["name"] for p in phases] == ["identity", "runtime state", "volatile", "records", "filesystem"]
     assert all(p["status"] == "ok" for p in phases)
     for earlier, later in zip(phases, phases[1:], strict=False):
         assert _when(earlier["ended"]) <= _when(later["started"])
@@ -205,7 +205,7 @@ def test_planted_custody_log_symlink_is_not_followed(dd: Any, make_container: An
     assert victim.read_text() == "untouched\n"
     assert Path(f"{bundle}.custody.jsonl").is_symlink()
     phases = json.loads(_manifest(bundle)[0])["custody"]["phases"]
-    assert [p["name"] for p in phases] == ["identity", "volatile", "records", "filesystem"]
+    assert [p["name"] for p in phases] == ["identity", "runtime state", "volatile", "records", "filesystem"]
     assert phases[1]["status"].startswith("skipped: the target is exited")
 
 

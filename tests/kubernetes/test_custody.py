@@ -44,7 +44,7 @@ def test_signed_pod_dump_records_the_pod_identity(cluster: Cluster, ns: str, tmp
     assert target["container_id"] == status["containerID"]
     assert target["image_digest"] and target["image_digest"] in status["imageID"]
     phases = json.loads(data)["custody"]["phases"]
-    assert [p["name"] for p in phases] == ["identity", "volatile", "records", "filesystem"]
+    assert [p["name"] for p in phases] == ["identity", "runtime state", "volatile", "records", "filesystem"]
 
     allowed = tmp_path / "allowed_signers"
     allowed.write_text("k8s@lab " + key.with_suffix(".pub").read_text())

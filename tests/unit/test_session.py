@@ -20,6 +20,7 @@ from distrodebug.model import (
     ImageInfo,
     Mode,
     Privileges,
+    RuntimeState,
     SidecarSpec,
     TargetInfo,
 )
@@ -142,6 +143,9 @@ class FakeRuntime:
 
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
         return DumpMeta(identity={}, members={})
+
+    def volatile_state(self, info: TargetInfo) -> RuntimeState:
+        return RuntimeState(captured="2026-11-30T07:00:00Z", state={})
 
 
 class _UI:

@@ -618,6 +618,50 @@ class EngineClient:
             "stdout": True, "stderr": True, "timestamps": timestamps, "tail": tail})
         return data if tty else demultiplex(data)
 
+    def logs_stream(self, container: str, tail: int | str = "all",
+                    timestamps: bool = False) -> Iterator[bytes]:
+        """The logs in pieces, frame headers removed without a TTY: a log of any size passes
+        through in bounded memory (the caller keeps what it wants of it)."""
+        tty = bool((self.inspect_container(container).get("Config") or {}).get("Tty"))
+        answer = self._stream("GET", f"/containers/{_q(container)}/logs", params={
+            "stdout": True, "stderr": True, "timestamps": timestamps, "tail": tail})
+        with contextlib.closing(answer):
+            if tty:
+                yield from answer.chunks()
+                return
+            header = bytearray()
+            left = 0
+            for chunk in answer.chunks():
+                view = memoryview(chunk)
+                while len(view):
+                    if left:
+                        take = min(left, len(view))
+                        yield bytes(view[:take])
+                        view, left = view[take:], left - take
+                        continue
+                    need = 8 - len(header)
+                    header += view[:need]
+                    view = view[need:]
+                    if len(header) == 8:
+                        left = int.from_bytes(header[4:8], "big")
+                        header.clear()
+
+    def events(self, since: int, until: int,
+               filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The engine's events between two times (seconds since the epoch), one dict each; with
+        ``until`` in the past or now, the engine ends the answer itself."""
+        answer = self._stream("GET", "/events", params={"since": since, "until": until,
+                                                         "filters": dict(filters or {})})
+        with contextlib.closing(answer):
+            pending = b""
+            for chunk in answer.chunks():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield dict(json.loads(line))
+            if pending.strip():
+                yield dict(json.loads(pending))
+
     def commit(self, container: str, repository: str, tag: str, conf: Mapping[str, Any],
                pause: bool = True) -> dict[str, Any]:
         return dict(self._json("POST", "/commit", json_body=dict(conf), params={

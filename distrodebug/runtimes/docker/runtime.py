@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from distrodebug import labels as ours
 from distrodebug import privileges as profiles
 from distrodebug import settings, tracking
+from distrodebug.clock import now_iso, parse_time
 from distrodebug.errors import (
     AmbiguousTarget,
     DistrodebugError,
@@ -41,9 +42,11 @@ from distrodebug.model import (
     OwnedObject,
     Privileges,
     RelaySpec,
+    RuntimeState,
     SidecarSpec,
     TargetInfo,
 )
+from distrodebug.runtimes.docker import state as dockerstate
 from distrodebug.runtimes.docker import warm
 from distrodebug.runtimes.docker.engine import (
     API_VERSION,
@@ -67,6 +70,7 @@ from distrodebug.runtimes.docker.spec import (
     without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import DockerStream
+from distrodebug.runtimes.volatile import LOG_TAIL_LINES, NewestBytes, newest_events
 from distrodebug.target import Target
 
 __all__ = ["API_VERSION", "DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect",
@@ -502,12 +506,11 @@ class DockerRuntime:
                 "'distrodebug shell' on a stopped container opens a copy of its last filesystem.")
 
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
-        """docker inspect, recent logs, the declared environment and the changes against the image."""
+        """docker inspect, the declared environment and the changes against the image."""
         raw = info.raw
         members: dict[str, Any] = {"inspect.json": dict(raw)}
         changes: dict[str, str] | None = None
         if info.status != "image":
-            members["logs.txt"] = self.logs(info.id)
             kinds = {"A": "added", "C": "changed", "D": "deleted"}
             changes = {}
             for line in self.changes(info.id):
@@ -535,6 +538,48 @@ class DockerRuntime:
                 digests = list(self.api.inspect_image(info.image_id).get("RepoDigests") or [])
         first = digests[0].rpartition("@")[2] if digests else ""
         return {"repo_digests": digests, "image_digest": first or info.image_id or None}
+
+    def volatile_state(self, info: TargetInfo) -> RuntimeState:
+        """State times and health from inspect, the engine's events since the container was
+        created, and its logs with timestamps (the newest part)."""
+        captured = now_iso()
+        if info.status == "image":
+            return RuntimeState(captured, {}, logs=None, notes=("a plain image has no runtime state",))
+        state = dockerstate.container_state(info.raw)
+        notes: list[str] = []
+        events = dockerstate.merge_events(dockerstate.state_events(state),
+                                          self._engine_events(info, notes))
+        logs = NewestBytes()
+        with translate(self.endpoint, "reading the container's logs"):
+            try:
+                logs.feed_all(self.api.logs_stream(info.id, timestamps=True, tail=LOG_TAIL_LINES))
+            except APIError as exc:  # log driver "none" and friends keep nothing
+                notes.append(f"logs: the engine keeps none to read ({_explain(exc)})")
+        if (note := logs.note("logs")) is not None:
+            notes.append(note)
+        notes.append(f"logs: at most the newest {LOG_TAIL_LINES} lines were asked for; Docker keeps "
+                     "one log for all the container's runs")
+        return RuntimeState(captured, state, newest_events(events, notes), logs.text(),
+                            notes=tuple(notes))
+
+    def _engine_events(self, info: TargetInfo, notes: list[str]) -> list[dict[str, Any]]:
+        """``docker events`` about the container since it was created: starts, kills, execs, OOM.
+        The engine keeps recent events in memory only (since it started, a bounded number)."""
+        created = parse_time(info.raw.get("Created"))
+        since = int(created.timestamp()) if created else int(time.time()) - 86400
+        found: list[dict[str, Any]] = []
+        try:
+            stream = self.api.events(since=since, until=int(time.time()),
+                                     filters={"container": [info.id]})
+            for raw in stream:
+                event = dockerstate.engine_event(raw)
+                if event is not None:
+                    found.append(event)
+        except (EngineError, ValueError) as exc:  # ValueError: an event that is not JSON
+            notes.append(f"engine events could not be read: {_explain(exc)}")
+        notes.append("engine events: Docker keeps only the most recent ones, in memory: on a busy "
+                     "engine, or after it restarted, older ones are gone")
+        return found
 
     def engine(self) -> EngineName:
         """Which engine answers on the socket: ("Docker", "20.10.24") or ("Podman", "4.3.1")."""
@@ -1003,15 +1048,6 @@ class DockerRuntime:
             # spec.PODMAN_START_CHANGES); they are not changes anyone made to the container.
             read_only = bool(self.api.inspect_container(container_id)["HostConfig"].get("ReadonlyRootfs"))
             return without_engine_changes(lines, self.engine()[0], read_only)
-
-    def logs(self, container_id: str, tail: int = 1000) -> str:
-        """The container's recent logs (stdout and stderr, with timestamps)."""
-        with translate(self.endpoint, "reading the container's logs"):
-            try:
-                data = self.api.logs(container_id, tail=tail, timestamps=True)
-            except APIError:
-                return ""  # log driver "none" and friends keep nothing to read
-        return bytes(data).decode("utf-8", "replace")
 
     @contextlib.contextmanager
     def read_archive(self, info: TargetInfo, path: str) -> Iterator[BinaryIO]:

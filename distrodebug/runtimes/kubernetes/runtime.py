@@ -11,10 +11,12 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 from kubernetes.client.exceptions import ApiException
 
 from distrodebug import labels as ours
+from distrodebug.clock import now_iso
 from distrodebug.errors import NoSuchTarget, PermissionDenied, TargetNotDebuggable
 from distrodebug.model import (
     DebugOptions,
@@ -24,12 +26,14 @@ from distrodebug.model import (
     OwnedObject,
     Privileges,
     RelaySpec,
+    RuntimeState,
     SidecarSpec,
     TargetInfo,
     is_root_user,
 )
 from distrodebug.runtimes.kubernetes import ephemeral, ourpods
 from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
+from distrodebug.runtimes.kubernetes import state as kubestate
 from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.debugger import KubeSidecar
 from distrodebug.runtimes.kubernetes.pods import ANNOTATION_EXPIRES
@@ -40,6 +44,13 @@ from distrodebug.runtimes.kubernetes.spec import (
     pick_container,
 )
 from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
+from distrodebug.runtimes.volatile import (
+    LOG_MAX_BYTES,
+    LOG_TAIL_LINES,
+    MAX_EVENTS,
+    NewestBytes,
+    newest_events,
+)
 from distrodebug.settings import DEFAULT_IMAGE
 from distrodebug.target import Target
 
@@ -192,23 +203,9 @@ class KubernetesRuntime:
         )
 
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
-        """The pod object, its recent events and logs, and the container's declared env."""
+        """The pod object and the container's declared env (events and logs: volatile_state)."""
         members: dict[str, Any] = {"pod.json": dict(info.raw)}
         ns = self.namespace
-        try:
-            events = self.kube.read(f"/api/v1/namespaces/{ns}/events?fieldSelector="
-                                    f"involvedObject.name%3D{info.name}",
-                                    f"reading events of pod '{info.name}'", info.name)
-            members["events.json"] = events.get("items") or []
-        except PermissionDenied:
-            members["events.json"] = []
-        try:
-            members["logs.txt"] = self.kube.raw(
-                self.kube.pods_path(info.name, "log"),
-                {"container": info.container, "tailLines": "1000", "timestamps": "true"},
-            ).decode("utf-8", "replace")
-        except ApiException:
-            members["logs.txt"] = ""
         spec = next(c for c in info.raw["spec"]["containers"] if c["name"] == info.container)
         members["environment.json"] = [
             f"{e['name']}={e['value']}" if "value" in e
@@ -224,6 +221,55 @@ class KubernetesRuntime:
         }
         identity.update(custody_identity(info.raw, info.container))
         return DumpMeta(identity=identity, members=members, changes=None)
+
+    def volatile_state(self, info: TargetInfo) -> RuntimeState:
+        """The pod's status, its Events (matched by UID: a pod re-created under the same name has
+        other ones) and the target container's logs with timestamps, the previous run's too."""
+        captured = now_iso()
+        state = kubestate.pod_state(info.raw, info.container)
+        notes: list[str] = []
+        events = kubestate.state_events(state)
+        raw_events: list[Any] = []
+        uid = str((info.raw.get("metadata") or {}).get("uid") or "")
+        try:
+            with self.kube.calls(f"reading the events of pod '{info.name}'", info.name):
+                listed = self.kube.request(
+                    "GET", f"/api/v1/namespaces/{quote(self.namespace, safe='')}/events",
+                    query={"fieldSelector": f"involvedObject.uid={uid}" if uid
+                           else f"involvedObject.name={info.name}", "limit": str(MAX_EVENTS)})
+            raw_events = list(listed.get("items") or [])
+            if (listed.get("metadata") or {}).get("continue"):
+                notes.append(f"events: only the first {MAX_EVENTS} were read")
+        except PermissionDenied:
+            notes.append("events: not readable with these credentials (RBAC: list events)")
+        events += [e for e in map(kubestate.pod_event, raw_events) if e is not None]
+        notes.append("events: the API server keeps them for an hour by default (--event-ttl)")
+        logs = self._logs(info, False, notes)
+        previous = self._logs(info, True, notes) if kubestate.restarted(state) else None
+        return RuntimeState(captured, state, newest_events(events, notes), logs or "",
+                            previous, tuple(notes), raw={"events.json": raw_events})
+
+    def _logs(self, info: TargetInfo, previous: bool, notes: list[str]) -> str | None:
+        """The container's log with timestamps, the newest part; None with a note when there
+        is none to read (not started yet, no permission, the previous run's already gone)."""
+        what = "previous logs" if previous else "logs"
+        query = {"container": info.container, "timestamps": "true",
+                 "tailLines": str(LOG_TAIL_LINES), "limitBytes": str(2 * LOG_MAX_BYTES)}
+        if previous:
+            query["previous"] = "true"
+        kept = NewestBytes()
+        with self.kube.calls(f"reading the {what} of pod '{info.name}'", info.name):
+            try:
+                kept.feed(self.kube.raw(self.kube.pods_path(info.name, "log"), query))
+            except ApiException as exc:  # not started yet, no previous run kept, no permission
+                notes.append(f"{what}: the API server answered {exc.status} {exc.reason}")
+                return None
+        if kept.total >= 2 * LOG_MAX_BYTES:
+            notes.append(f"{what}: the API server sent its limit of {2 * LOG_MAX_BYTES} bytes, "
+                         "the oldest of the newest lines asked for")
+        if (note := kept.note(what)) is not None:
+            notes.append(note)
+        return kept.text()
 
     def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:
         if mode == "node":

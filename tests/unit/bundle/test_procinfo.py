@@ -206,13 +206,14 @@ def test_warm_sidecars_are_left_out_but_a_target_process_cannot_pose_as_one() ->
     target, ours = _b("12:pids:/docker/aaaa\n"), _b("12:pids:/docker/bbbb\n")
     text = "\n".join([
         "DDCOLLECT 1", "SELF 90", "TARGET 1",
-        _proc(1, 0, "app", b"/app\0") + f" - {target}",
+        _proc(1, 0, "app", b"/app\0"), f"T 1 - {target}",
         # A process of the target copying our idle loop's argv: still the target's cgroup.
-        _proc(5, 1, "sh", idle[idle.index(b"/bin/sh"):]) + f" - {target}",
-        _proc(20, 0, "distrodebug-rea", idle) + f" - {ours}",
-        _proc(21, 20, "sh", idle[idle.index(b"/bin/sh"):]) + f" - {ours}",
-        _proc(22, 21, "sleep", b"sleep\x005\0") + f" - {ours}",
-        _proc(90, 0, "sh", b"sh\0-c\0...") + f" - {ours}",
+        _proc(5, 1, "sh", idle[idle.index(b"/bin/sh"):]), f"T 5 - {target}",
+        _proc(20, 0, "distrodebug-rea", idle), f"T 20 - {ours}",
+        _proc(21, 20, "sh", idle[idle.index(b"/bin/sh"):]), f"T 21 - {ours}",
+        _proc(22, 21, "sleep", b"sleep\x005\0"), f"T 22 - {ours}",
+        # The collecting shell, exec'd into another warm sidecar of ours.
+        _proc(90, 0, "sh", b"sh\0-c\0..."), f"T 90 - {_b('12:pids:/docker/cccc')}",
         "END",
     ])
     assert [p["pid"] for p in parse_collect(text).processes] == [1, 5]
@@ -222,3 +223,25 @@ def test_parse_collect_reads_the_live_environment() -> None:
     line = _proc(1, 0, "app", b"app\0") + " " + _b(b"MODE=prod\0API_TOKEN=s3cr3t\0")
     collected = parse_collect(f"DDCOLLECT 1\nSELF 9\n{line}\nP 2 - - - -\nEND\n")
     assert collected.processes[0]["environ"] == ["MODE=prod", "API_TOKEN=s3cr3t"]
+
+
+def test_parse_collect_start_times_and_the_sidecars_cgroup() -> None:
+    stat = b"1 (we ird) name) S 0 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 250 0 0"
+    ours, theirs = b"0::/\n", b"0::/../abc\n"
+    text = "\n".join([
+        "DDCOLLECT 1", "SELF 40", "B 1796000000", "C 1796000100.250000 100.00",
+        _proc(1, 0, "app", b"app\0"), f"T 1 {_b(stat)} {_b(theirs)}",
+        _proc(7, 0, "reaper", b"distrodebug-reaper\0"), f"T 7 {_b(stat)} {_b(ours)}",
+        _proc(9, 7, "sleep", b"sleep\0"), f"T 9 {_b(stat)} {_b(ours)}",
+        _proc(40, 0, "sh", b"sh\0"), f"T 40 {_b(stat)} {_b(ours)}",
+        "END",
+    ])
+    collected = parse_collect(text)
+    assert [p["pid"] for p in collected.processes] == [1]
+    # boot = 1796000100.25 - 100.00; start = boot + 250 ticks / 100
+    assert collected.processes[0]["started"] == "2026-11-30T00:53:22.750Z"
+    assert collected.processes[0]["started_error"] == 0.02
+    fallback = parse_collect("DDCOLLECT 1\nB 1796000000\nC - \n" + _proc(1, 0, "app", b"app\0")
+                             + f"\nT 1 {_b(stat)}\nEND")
+    assert fallback.processes[0]["started"] == "2026-11-30T00:53:22.500Z"
+    assert fallback.processes[0]["started_error"] == 1.0
