@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from distrodebug.cli import bundles, console
+from distrodebug.cli.audit import NoRecordOpt, ReasonOpt, audit_app, remember_argv, witnessed
 from distrodebug.cli.image import image_command
 from distrodebug.cli.options import (
     CapOpt,
@@ -56,6 +57,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(toolbox_app, name="toolbox")
+app.add_typer(audit_app, name="audit")
 app.command(name="forward")(forward)
 app.command(name="image")(image_command)
 for _command in (bundles.dump, bundles.verify, bundles.extract, bundles.report):
@@ -96,6 +98,8 @@ def shell(
     copy: CopyOpt = False,
     keep: KeepOpt = False,
     set_image: SetImageOpt = None,
+    reason: ReasonOpt = None,
+    no_record: NoRecordOpt = False,
     kubectl: KubectlFlags | None = None,
 ) -> None:
     """Open an interactive shell beside the target, in its root view, with debug tools on PATH."""
@@ -103,8 +107,11 @@ def shell(
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, reuse=reuse, copy=copy, keep=keep, set_image=set_image,
                             timeout=timeout, kubectl=kubectl)
-    raise typer.Exit(_session(resolved, None, image_with(resolved, with_, image), options, True,
-                              context))
+    with witnessed("shell", resolved, reason, record=not no_record and options.attach,
+                   quiet=options.quiet) as outcome:
+        outcome.code = _session(resolved, None, image_with(resolved, with_, image), options, True,
+                                context)
+    raise typer.Exit(outcome.code)
 
 
 @app.command(name="exec")
@@ -131,6 +138,7 @@ def exec_(
     copy: CopyOpt = False,
     keep: KeepOpt = False,
     set_image: SetImageOpt = None,
+    reason: ReasonOpt = None,
     kubectl: KubectlFlags | None = None,
 ) -> None:
     """Run one command beside the target without a TTY; its exit status becomes ours."""
@@ -148,8 +156,10 @@ def exec_(
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, copy=copy, keep=keep, set_image=set_image, timeout=timeout,
                             kubectl=kubectl)
-    raise typer.Exit(_session(resolved, tuple(words), image_with(resolved, with_, image), options,
-                              stdin, context))
+    with witnessed("exec", resolved, reason, quiet=options.quiet) as outcome:
+        outcome.code = _session(resolved, tuple(words), image_with(resolved, with_, image),
+                                options, stdin, context)
+    raise typer.Exit(outcome.code)
 
 
 @app.command()
@@ -176,6 +186,7 @@ def cp(
     context: ContextOpt = None,
     image: ImageOpt = None,
     user: UserOpt = None,
+    reason: ReasonOpt = None,
 ) -> None:
     """Copy files out of or into a target that has no tar (running or stopped)."""
     from pathlib import Path
@@ -194,14 +205,15 @@ def cp(
     remote = src.target or dst.target
     assert remote is not None
     debug_options(remote, context=context)
-    runtime = open_runtime(remote, context)
-    settings = load_settings(image)
-    if src.target is not None:
-        count = copy.copy_from(src, Path(dst.path), runtime, settings, console.UI())
-        console.notice(f"copied {count} entries from {source} to {dst.path}")
-    else:
-        copy.copy_to(src.path, dst, runtime, settings, console.UI(), uid=user)
-        console.notice(f"copied {src.path} to {destination}")
+    with witnessed("cp", remote, reason):
+        runtime = open_runtime(remote, context)
+        settings = load_settings(image)
+        if src.target is not None:
+            count = copy.copy_from(src, Path(dst.path), runtime, settings, console.UI())
+            console.notice(f"copied {count} entries from {source} to {dst.path}")
+        else:
+            copy.copy_to(src.path, dst, runtime, settings, console.UI(), uid=user)
+            console.notice(f"copied {src.path} to {destination}")
 
 
 @app.command()
@@ -348,6 +360,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if debug:
         args.remove("--debug")
     args = split_exec_command(pflag_booleans(args))
+    remember_argv(args)
     prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
     try:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from distrodebug.cli import console
+from distrodebug.cli.audit import ReasonOpt, witnessed
 from distrodebug.cli.options import (
     ContainerOpt,
     ContextOpt,
@@ -58,6 +59,7 @@ def dump(
     container: ContainerOpt = None,
     namespace: NamespaceOpt = None,
     context: ContextOpt = None,
+    reason: ReasonOpt = None,
 ) -> None:
     """Write one verifiable bundle of the target's filesystem, processes, sockets and metadata."""
     json_out = wants_json(output)
@@ -86,7 +88,7 @@ def dump(
     )
     existed = file != "-" and os.path.lexists(file)
     try:
-        with console.progress("dumping") as update:
+        with witnessed("dump", resolved, reason), console.progress("dumping") as update:
             result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
                                   load_settings(image), console.UI(), update)
     except DistrodebugError as exc:
