@@ -58,28 +58,30 @@ class _Lines:
         return text + self._release()
 
     def _take(self, text: str) -> str:
-        out = []
-        while text:
-            cut = min((i for i in (text.find(c) for c in self._ends) if i >= 0), default=-1)
-            if cut < 0:
-                self._held += text
-                break
-            self._held += text[: cut + 1]
-            text = text[cut + 1 :]
-            out.append(self._release())
-            self._line = ""
-        if self._held and (len(self._held) > _MAX_HELD
-                           or not any(mark in self._line + self._held for mark in _RISKY)):
-            out.append(self._release())
-        return "".join(out)
+        # Whole lines are redacted together, in one call per piece of output (not per line:
+        # a 64 KiB piece of short lines would cost a call, and a copy of the rest, per line).
+        combined = self._held + text
+        cut = max(combined.rfind(end) for end in self._ends)
+        out = ""
+        if cut >= 0:
+            self._held = combined[: cut + 1]
+            out = self._release()
+            self._line, self._held = "", combined[cut + 1 :]
+        else:
+            self._held = combined
+        if self._held and (len(self._held) > _MAX_HELD or not any(
+                mark in self._line[-_MAX_HELD:] + self._held for mark in _RISKY)):
+            out += self._release()
+        return out
 
     def _release(self) -> str:
         held, self._held = self._held, ""
         if not held:
             return ""
-        whole, _ = redact_text(self._line + held)
-        piece = whole[len(self._line):] if whole.startswith(self._line) else redact_text(held)[0]
-        self._line += piece
+        context = self._line[-_MAX_HELD:]  # bounded: a line without end must not cost n²
+        whole, _ = redact_text(context + held)
+        piece = whole[len(context):] if whole.startswith(context) else redact_text(held)[0]
+        self._line = context + piece
         return piece
 
 
