@@ -6,11 +6,15 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
+import pexpect
+
 from tests.fixtures.cluster import RESTRICTED, Cluster, pod
 from tests.kubernetes.test_refusals import grant, pods
+from tests.kubernetes.test_sessions import PROMPT
 
 
 def debugged_events(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
@@ -64,3 +68,29 @@ def test_without_events_create_the_session_works_with_one_notice(cluster: Cluste
     doctor = cluster.dd("doctor", "--context", RESTRICTED, "pod/api", "-n", ns, "-o", "json")
     checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
     assert not checks["create events"]["ok"] and not checks["create events"]["required"]
+
+
+def test_recorded_shell_on_a_pod(cluster: Cluster, ns: str, private_state: Path) -> None:
+    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
+    uid = cluster.wait_ready("api", ns)["metadata"]["uid"]
+    child = pexpect.spawn(sys.executable, ["-m", "distrodebug", "shell", "pod/api", "-n", ns,
+                                           "--reason", "INC-9"],
+                          env=cluster.dd_env(), encoding="utf-8", timeout=90, dimensions=(30, 100))
+    child.expect(PROMPT)
+    child.sendline("echo pod-$((40 + 2))")
+    child.expect("pod-42")
+    child.expect(PROMPT)
+    child.sendline("exit 3")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    start, end = audit(private_state)
+    assert (start["event"], end["event"], end["exit"]) == ("start", "end", 3)
+    assert end["target"]["pod_uid"] == uid and end["mode"] == "join"
+    cast = Path(end["recording"]["path"])
+    output = "".join(e[2] for e in map(json.loads, cast.read_text().splitlines()[1:])
+                     if e[1] == "o")
+    assert "pod-42" in output
+    (event,) = debugged_events(cluster, ns)
+    assert "INC-9" in event["message"] and start["id"] in event["message"]
+    assert cluster.dd("audit", "verify").code == 0
