@@ -91,8 +91,8 @@ def witnessed(command: str, target: Target, reason: str | None, *, record: bool 
 def _finish(witness: Witness, code: int) -> None:
     entry = witness.finish(code)
     if witness.recorder is not None:
-        console.notice(f"distrodebug: recorded as {entry['id']} "
-                       f"(distrodebug audit show {entry['id']})")
+        witness.ui.notice(f"distrodebug: recorded as {entry['id']} "
+                          f"(distrodebug audit show {entry['id']})")
 
 
 @audit_app.command("verify")
