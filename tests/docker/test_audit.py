@@ -101,11 +101,15 @@ def test_no_record_and_required_reason(toolbox: str, make_container: Any, static
     assert not (private_state / "recordings").exists() or \
         not list((private_state / "recordings").iterdir())
 
-    before = {c.id for c in engine.containers.list(all=True)}
+    time.sleep(1.1)  # the engine's events are filtered by whole seconds: skip the shell's own
+    since = int(time.time())
     refused = dd("exec", target.name, "--", "true", env={"DISTRODEBUG_REQUIRE_REASON": "1"})
     assert refused.code == 2, refused.err
     assert "--reason" in refused.err
-    assert {c.id for c in engine.containers.list(all=True)} == before
+    created = engine.events(since=since, until=int(time.time()) + 1, decode=True,
+                            filters={"type": "container", "event": "create",
+                                     "label": f"io.distrodebug.target={target.name}"})
+    assert [e["id"] for e in created] == []  # no sidecar was even created
     assert len(entries(private_state)) == 2  # nothing was started, nothing logged
     allowed = dd("exec", target.name, "--reason", "checking", "--", "true",
                  env={"DISTRODEBUG_REQUIRE_REASON": "1"})
