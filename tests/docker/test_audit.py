@@ -145,3 +145,22 @@ def test_exec_cp_dump_entries_hold_no_secret(toolbox: str, make_container: Any,
     listed = dd("audit", "list", "-o", "json")
     assert [e["id"] for e in json.loads(listed.out)["items"]] == [e["id"] for e in found]
     assert dd("audit", "verify").code == 0
+
+
+def test_hangup_still_ends_the_entry_and_the_recording(toolbox: str, make_container: Any,
+                                                        static_image: str, private_state: Path,
+                                                        dd: Any) -> None:
+    target = make_container(static_image)
+    child = spawn(toolbox, target.name)
+    child.expect(PROMPT)
+    child.sendline("echo before-hangup")
+    child.expect("before-hangup")
+    child.expect(PROMPT)
+    child.kill(1)  # SIGHUP: the terminal closed
+    child.expect(pexpect.EOF)
+    child.close()
+    start, end = entries(private_state)
+    assert end["event"] == "end" and end["exit"] == 129
+    header, recorded = events(Path(end["recording"]["path"]))
+    assert "before-hangup" in "".join(data for _, kind, data in recorded if kind == "o")
+    assert dd("audit", "verify").code == 0
