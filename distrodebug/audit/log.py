@@ -129,6 +129,15 @@ def _read_bytes(name: str) -> bytes | None:
         return handle.read()
 
 
+def head() -> str:
+    """The hash of the last entry written ("" when there is none), as audit.head says."""
+    try:
+        data = json.loads(_read_bytes(HEAD) or b"null")
+    except (ValueError, DistrodebugError):
+        return ""
+    return str(data.get("hash", "")) if isinstance(data, dict) else ""
+
+
 def entries() -> Iterator[dict[str, Any]]:
     """Every entry that parses, oldest first (use :func:`verify` to know they are intact)."""
     data = _read_bytes(LOG) or b""

@@ -121,8 +121,12 @@ class Witness:
         if key not in self._announced:
             self._announced.add(key)
             user = who()
+            # The local log's head goes to the cluster too: a log rewritten afterwards would
+            # have to match what the cluster kept.
+            anchor = log.head()
             message = (f"debugged by {user['user']} from {user['host']}: "
-                       f"{self.reason or 'no reason given'} ({self.command}, audit {self.id})")
+                       f"{self.reason or 'no reason given'} ({self.command}, audit {self.id}"
+                       f"{f', log head {anchor}' if anchor else ''})")
             refused = runtime.announce(chosen.info, message)
             if refused:
                 self.ui.notice(f"distrodebug: {refused}")

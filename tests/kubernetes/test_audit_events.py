@@ -93,4 +93,8 @@ def test_recorded_shell_on_a_pod(cluster: Cluster, ns: str, private_state: Path)
     assert "pod-42" in output
     (event,) = debugged_events(cluster, ns)
     assert "INC-9" in event["message"] and start["id"] in event["message"]
+    # The second session's Event anchors the log as the first one left it.
+    again = cluster.dd("exec", "pod/api", "-n", ns, "--", "true")
+    assert again.code == 0, again.err
+    assert any(end["hash"] in e["message"] for e in debugged_events(cluster, ns))
     assert cluster.dd("audit", "verify").code == 0
