@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from distrodebug.audit import recording, state
-from distrodebug.errors import DistrodebugError
+from distrodebug.errors import DistrodebugError, UsageError
 
 LOG = "audit.log"
 HEAD = "audit.head"
@@ -239,9 +239,9 @@ def find(entry_id: str) -> list[dict[str, Any]]:
     found = [e for e in entries() if str(e.get("id", "")).startswith(entry_id)]
     ids = {e.get("id") for e in found}
     if not found:
-        raise AuditError(f"No audit entry has the ID '{entry_id}'.",
+        raise UsageError(f"No audit entry has the ID '{entry_id}'.",
                          "'distrodebug audit list' shows the IDs.")
     if len(ids) > 1:
-        raise AuditError(f"'{entry_id}' is the start of {len(ids)} entries' IDs.",
+        raise UsageError(f"'{entry_id}' is the start of {len(ids)} entries' IDs.",
                          "Give more of the ID; 'distrodebug audit list' shows them.")
     return found

@@ -5,6 +5,7 @@ under (the reason check, the recording switch, the entry written however the com
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,8 +179,11 @@ def show(
     for entry in found:
         for key in ("id", "event", "time", "user", "uid", "host", "command", "args", "target",
                     "mode", "privileges", "sidecar", "reason", "exit", "recording", "seq", "hash"):
-            if key in entry and entry[key] is not None:
-                console.notice(f"{key:>10}: {console.printable(entry[key])}")
+            value = entry.get(key)
+            if value is not None:
+                text = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) \
+                    else str(value)
+                console.notice(f"{key:>10}: {console.printable(text)}")
         console.notice("")
     made = next((e["recording"] for e in reversed(found) if e.get("recording")), None)
     if no_replay:

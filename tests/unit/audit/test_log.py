@@ -117,3 +117,19 @@ def test_state_directory_modes(private_state: Path) -> None:
     assert ((private_state / "recordings").stat().st_mode & 0o777) == 0o700
     assert ((private_state / "audit.log").stat().st_mode & 0o777) == 0o600
     assert ((private_state / "audit.head").stat().st_mode & 0o777) == 0o600
+
+
+def test_hostile_values_are_escaped_when_shown(private_state: Path) -> None:
+    hostile = "\x1b]0;pwned\x07\x1b[2J\nforged line"
+    log.append({"id": "h1", "event": "exec", "command": "exec", "reason": hostile,
+                "target": {"name": hostile}, "exit": 0})
+    for args in (["list"], ["show", "h1"]):
+        ran = subprocess.run([sys.executable, "-m", "distrodebug", "audit", *args],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert ran.returncode == 0, ran.stderr
+        shown = ran.stdout + ran.stderr
+        assert "\x1b" not in shown and "\x07" not in shown and "\nforged" not in shown
+        assert "forged line" in shown
+    missing = subprocess.run([sys.executable, "-m", "distrodebug", "audit", "show", "zz"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2
