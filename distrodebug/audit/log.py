@@ -102,6 +102,23 @@ def append(entry: dict[str, Any]) -> dict[str, Any]:
     return chained
 
 
+def ready(recordings: bool = False) -> None:
+    """Make sure the log (and the recordings' folder) can be written before anything starts:
+    a command that ran must not go unrecorded, nor lose its own exit status to our failure."""
+    where = state.state_dir()
+    try:
+        with state.directory() as dir_fd:
+            os.close(state.open_private(dir_fd, LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                                        where))
+        if recordings:
+            with state.directory(recording.RECORDINGS):
+                pass
+    except OSError as exc:
+        raise AuditError(f"The audit log {where / LOG} cannot be written: {exc.strerror}; "
+                         "nothing was started.", "Fix the state directory's permissions or "
+                         "point DISTRODEBUG_STATE_DIR at a writable directory.") from None
+
+
 def _write_head(dir_fd: int, where: Path, seq: int, digest: str) -> None:
     """Replace audit.head atomically (a new file renamed over it, under the log's lock)."""
     tmp = f"{HEAD}.{os.getpid()}"

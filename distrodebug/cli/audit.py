@@ -65,11 +65,14 @@ def witnessed(command: str, target: Target, reason: str | None, *, record: bool 
               quiet: bool = False) -> Iterator[Outcome]:
     """Run the block as one audited command; its entry is written however the block ends."""
     from distrodebug import session
+    from distrodebug.audit import log
     from distrodebug.audit.witness import Witness
 
     check_reason(reason)
-    witness = Witness(command, _argv or sys.argv[1:], target, reason,
-                      record=record and load_settings().record, ui=console.UI(quiet))
+    record = record and load_settings().record
+    log.ready(recordings=record)
+    witness = Witness(command, _argv or sys.argv[1:], target, reason, record=record,
+                      ui=console.UI(quiet))
     outcome = Outcome()
     code: int = ExitCode.FAILED
     try:

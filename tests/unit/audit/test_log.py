@@ -133,3 +133,14 @@ def test_hostile_values_are_escaped_when_shown(private_state: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "distrodebug", "audit", "show", "zz"],
                              capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 2
+
+
+def test_unwritable_state_refuses_before_anything_starts(private_state: Path) -> None:
+    private_state.parent.mkdir(parents=True, exist_ok=True)
+    private_state.write_text("not a directory")
+    ran = subprocess.run([sys.executable, "-m", "distrodebug", "exec", "ddtest-never-looked-up",
+                          "--", "true"], capture_output=True, text=True, timeout=60, check=False,
+                         env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert ran.returncode == 125
+    assert "state directory" in ran.stderr and "Traceback" not in ran.stderr
+    assert "engine" not in ran.stderr.lower()  # refused before the engine was asked anything
