@@ -30,7 +30,9 @@ PURE = [
     "distrodebug.runtimes.kubernetes.pods", "distrodebug.runtimes.kubernetes.profiles",
     "distrodebug.runtimes.kubernetes.errors", "distrodebug.bundle.collect",
     "distrodebug.bundle.writer", "distrodebug.bundle.format", "distrodebug.bundle.report",
-    "distrodebug.bundle.extract",
+    "distrodebug.bundle.extract", "distrodebug.runtimes.kubernetes.events",
+    "distrodebug.audit.state", "distrodebug.audit.recording", "distrodebug.audit.log",
+    "distrodebug.audit.witness",
 ]
 
 
