@@ -6,9 +6,11 @@ terminal was sent, "i" what was typed, "r" a resize as ``"COLSxROWS"``. Each eve
 it happens, unbuffered, so a session that is killed leaves a valid recording up to that moment.
 
 Secret-looking values are redacted as a dump redacts them (``NAME=value``, ``--password=...``,
-tokens by shape). The shell echoes input one character at a time, so redaction works on lines:
-the text of a line that could still become a secret (it holds ``=`` or ``:``, or a token's
-first letters) is held back until the line ends, then redacted with the whole line as context.
+tokens by shape), and so is the line typed after a password prompt (the terminal does not echo
+it, but the input events would hold it). The shell echoes input one character at a time, so
+redaction works on lines: the text of a line that could still become a secret (it holds ``=`` or
+``:``, or a token's first letters) is held back until the line ends, then redacted with the
+whole line as context.
 Text that cannot is written at once, so the recording keeps its timing. Redaction here is the
 same courtesy as in a dump, not a guarantee.
 """
@@ -19,6 +21,7 @@ import codecs
 import hashlib
 import json
 import os
+import re
 import select
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distrodebug.audit import state
-from distrodebug.bundle.redact import redact_text
+from distrodebug.bundle.redact import REDACTED, redact_text
 from distrodebug.errors import DistrodebugError
 
 RECORDINGS = "recordings"
@@ -35,6 +38,9 @@ _RISKY = ("=", ":", "-----BEGIN", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "githu
           "glpat-", "k_live_", "k_test_", "xox", "AKIA", "ASIA", "eyJ")
 #: A held line longer than this is written anyway (full-screen programs may never end a line).
 _MAX_HELD = 4096
+#: A prompt for a secret the terminal will not echo (su, sudo, mysql -p, ssh, gpg): the next
+#: line typed is recorded as redacted, whatever it holds.
+_SECRET_PROMPT = re.compile(r"(?i)(pass(word|phrase)?|pin|secret|token|otp)\b[^\n]{0,40}:\s*$")
 
 
 class RecordingError(DistrodebugError):
@@ -97,6 +103,8 @@ class Recorder:
         self._start = clock()
         self._out = _Lines("\n")
         self._in = _Lines("\r\n")
+        self._tail = ""  # the end of the output, to see a password prompt
+        self._hidden = False  # the line being typed answers one
         self._digest = hashlib.sha256()
         header = {"version": 2, "width": cols, "height": rows, "timestamp": int(time.time()),
                   "env": {"TERM": term, "SHELL": shell}, "title": title}
@@ -126,9 +134,20 @@ class Recorder:
             self._write(json.dumps([stamp, kind, text], ensure_ascii=False))
 
     def output(self, data: bytes) -> None:
+        self._tail = (self._tail + data[-256:].decode("utf-8", "replace"))[-256:]
         self._event("o", self._out.feed(data))
 
     def input(self, data: bytes) -> None:
+        if not self._hidden and _SECRET_PROMPT.search(self._tail):
+            self._hidden = True
+            self._tail = ""
+        if self._hidden:
+            ends = [i for i in (data.find(b"\r"), data.find(b"\n")) if i >= 0]
+            if not ends:
+                return
+            self._hidden = False
+            self._event("i", f"{REDACTED}\r")
+            data = data[min(ends) + 1:]
         self._event("i", self._in.feed(data))
 
     def resize(self, rows: int, cols: int) -> None:

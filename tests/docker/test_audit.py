@@ -42,6 +42,11 @@ def test_recorded_shell_replays_byte_exact(toolbox: str, make_container: Any, py
     child.sendline("echo answer-$((6 * 7)); export API_TOKEN=hunter2")
     child.expect("answer-42")
     child.expect(PROMPT)
+    child.sendline("printf 'Password: '; stty -echo; read -r pw; stty echo; echo got-${#pw}")
+    child.expect("Password: ")
+    child.sendline("s3cretpw")
+    child.expect("got-8")
+    child.expect(PROMPT)
     child.setwinsize(41, 123)
     time.sleep(0.5)
     child.sendline("stty size")
@@ -77,6 +82,7 @@ def test_recorded_shell_replays_byte_exact(toolbox: str, make_container: Any, py
     output = "".join(data for _, kind, data in recorded if kind == "o")
     assert "answer-42" in output
     assert "hunter2" not in cast.read_text()  # typed and echoed, redacted in both
+    assert "s3cretpw" not in cast.read_text()  # typed at a prompt that did not echo it
     assert "hunter2" not in (private_state / "audit.log").read_text()
 
     shown = subprocess.run([sys.executable, "-m", "distrodebug", "audit", "show", end["id"][:20],

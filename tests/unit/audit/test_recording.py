@@ -64,3 +64,10 @@ def test_command_lines_lose_their_secrets() -> None:
                         "--password=a3", "--password", "a4", "-pa5", "sh", "-c", "PASS=a6 run"])
     assert not any(f"a{i}" in " ".join(args) for i in range(1, 7)), args
     assert args[:2] == ["exec", "web"]
+
+
+def test_line_typed_after_a_password_prompt_is_redacted(private_state: Path) -> None:
+    found = record([("o", b"Enter password: ")] + [("i", bytes([c])) for c in b"hunter2"]
+                   + [("i", b"\rls\r"), ("o", b"\r\nfile\r\n# ")])
+    assert "hunter2" not in json.dumps(found)
+    assert [e[2] for e in found if e[1] == "i"] == ["***REDACTED***\r", "ls\r"]
