@@ -83,6 +83,8 @@ KUBE_PERMISSIONS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("delete", "pods", "", "remove copies and node pods afterwards", False),
     ("get", "nodes", "", "node debugging (node/NAME)", False),
     ("get", "namespaces", "", "read the namespace's Pod Security level", False),
+    ("create", "events", "", "leave a 'Debugged' Event on the pod (else only the local audit log)",
+     False),
 )
 
 

@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     """Exit statuses of distrodebug itself (a debugged command's own status passes through)."""
 
     OK = 0
-    #: ``verify`` found a mismatch, ``doctor`` found that debugging cannot work.
+    #: ``verify`` or ``audit verify`` found a mismatch, ``doctor`` found that debugging cannot work.
     CHECK_FAILED = 1
     #: The command line itself was wrong (unknown flag, missing argument).
     USAGE = 2

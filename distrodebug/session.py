@@ -14,6 +14,7 @@ import signal
 import stat
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -103,6 +104,41 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class Recording(terminal.Tap, Protocol):
+    def close(self) -> str:
+        """Finish the recording; its sha256."""
+        ...
+
+
+class Witness(Protocol):
+    """Whatever keeps a record of the commands run against targets (distrodebug.audit).
+
+    Set around a command with :func:`witnessed_by`, so the one flow (``run`` for shell and exec,
+    ``capture`` for cp and dump) reports to it without each command passing it down.
+    """
+
+    def started(self, runtime: Runtime, chosen: Plan, started: Sidecar) -> None:
+        """A sidecar of this command is running (called once per sidecar)."""
+        ...
+
+    def recording(self, rows: int, cols: int) -> Recording | None:
+        """The tap that records an interactive session, or None when it is not recorded."""
+        ...
+
+
+_witness: ContextVar[Witness | None] = ContextVar("distrodebug_witness", default=None)
+
+
+@contextlib.contextmanager
+def witnessed_by(witness: Witness | None) -> Iterator[None]:
+    """Report every session started inside the block to ``witness``."""
+    token = _witness.set(witness)
+    try:
+        yield
+    finally:
+        _witness.reset(token)
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything decided before the sidecar starts."""
@@ -161,6 +197,9 @@ def started_sidecar(runtime: Runtime, chosen: Plan) -> Iterator[Sidecar]:
         with terminal.hangup_signals():
             with tracking.collecting() as made:
                 started = runtime.start_sidecar(chosen.spec, chosen.info)
+            witness = _witness.get()
+            if witness is not None:
+                witness.started(runtime, chosen, started)
             yield started
     except KeyboardInterrupt:
         raise Interrupted("Interrupted; the sidecar was removed.") from None
@@ -265,21 +304,33 @@ def _interactive(started: Sidecar, term: Terminal) -> None:
     stream = started.stream
     if stream is None:
         raise SidecarFailed("The sidecar started without a terminal stream.", "Report this as a bug.")
+    witness = _witness.get()
+    size = terminal.window_size(term.stdin_fd)
+    recording = witness.recording(*size) if witness is not None else None
 
     def resize() -> None:
+        nonlocal size
         rows, cols = terminal.window_size(term.stdin_fd)
         started.resize(rows, cols)
+        if recording is not None and (rows, cols) != size:
+            recording.resize(rows, cols)
+        size = (rows, cols)
 
-    resize()
-    stream.send(b"\n")  # the entry script waits for this line before starting the shell
-    with terminal.resize_events() as resize_fd, terminal.raw_mode(term.stdin_fd):
-        terminal.pump(
-            stream,
-            stdin_fd=term.stdin_fd,
-            stdout_fd=term.stdout_fd,
-            stderr_fd=term.stderr_fd,
-            resize_fd=resize_fd,
-            on_resize=resize,
-        )
+    try:
+        resize()
+        stream.send(b"\n")  # the entry script waits for this line before starting the shell
+        with terminal.resize_events() as resize_fd, terminal.raw_mode(term.stdin_fd):
+            terminal.pump(
+                stream,
+                stdin_fd=term.stdin_fd,
+                stdout_fd=term.stdout_fd,
+                stderr_fd=term.stderr_fd,
+                resize_fd=resize_fd,
+                on_resize=resize,
+                tap=recording,
+            )
+    finally:
+        if recording is not None:
+            recording.close()
 
 

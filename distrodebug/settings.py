@@ -9,6 +9,10 @@ The config file is TOML at ``$DISTRODEBUG_CONFIG`` or ``$XDG_CONFIG_HOME/distrod
     debugger_idle = 600     # Kubernetes: an exec debugger with nothing run in it this long exits
     max_debuggers = 16      # Kubernetes: ephemeral debuggers of ours one pod may hold (forever)
     warm_idle = 60          # Docker: a warm sidecar unused this long exits; 0 starts one per command
+    record = true           # record every interactive shell (asciicast v2; --no-record: not this one)
+    require_reason = false  # shell, exec, cp and dump refuse to start without --reason
+
+Environment: ``DISTRODEBUG_RECORD=0`` and ``DISTRODEBUG_REQUIRE_REASON=1`` (also true/false, yes/no).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class Settings:
     warm_idle: int = 60
     #: Where the image setting came from, so the banner can say why this image was used.
     image_source: str = "default"
+    #: Record interactive shells; refuse shell, exec, cp and dump without a --reason.
+    record: bool = True
+    require_reason: bool = False
 
 
 def config_path() -> Path:
@@ -79,7 +86,27 @@ def load_settings(image_flag: str | None = None, timeout_flag: float | None = No
             raise UsageError(f"{key} = {value!r} is not a {'positive' if least else 'whole'} number.",
                              f"Set {env} or '{key}' in {config_path()} to a whole number.")
         counts[key] = int(value)
-    return Settings(image=image, timeout=timeout, image_source=source, **counts)
+    return Settings(image=image, timeout=timeout, image_source=source, **counts,
+                    record=_switch(config, "record", True),
+                    require_reason=_switch(config, "require_reason", False))
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _switch(config: dict[str, object], key: str, default: bool) -> bool:
+    """A yes/no setting: the environment over the config file over ``default``."""
+    env = f"DISTRODEBUG_{key.upper()}"
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        raise UsageError(f"{key} = {value!r} in {config_path()} is not true or false.",
+                         f"Write '{key} = true' or '{key} = false'.")
+    text = os.environ.get(env)
+    if text is not None:
+        if text.strip().lower() not in (*_TRUE, *_FALSE):
+            raise UsageError(f"{env}={text!r} is not a yes or no.", f"Set {env}=1 or {env}=0.")
+        value = text.strip().lower() in _TRUE
+    return value
 
 
 def _number(text: str, name: str) -> float:

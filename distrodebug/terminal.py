@@ -17,6 +17,7 @@ import termios
 import tty
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Protocol
 
 from distrodebug.errors import OutputClosed, OutputFailed
 from distrodebug.model import STDERR
@@ -32,6 +33,20 @@ class Hangup(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+class Tap(Protocol):
+    """Sees every byte the pump moves, with the terminal's resizes (a session recording)."""
+
+    def output(self, data: bytes) -> None:
+        """Bytes written to the local terminal (stdout and stderr alike, in order)."""
+        ...
+
+    def input(self, data: bytes) -> None:
+        """Bytes read from the local terminal and sent to the session."""
+        ...
+
+    def resize(self, rows: int, cols: int) -> None: ...
 
 
 def window_size(fd: int) -> tuple[int, int]:
@@ -117,10 +132,13 @@ def pump(
     stderr_fd: int,
     resize_fd: int | None = None,
     on_resize: Callable[[], None] | None = None,
+    tap: Tap | None = None,
 ) -> None:
     """Copy stdin to the stream and the stream to stdout/stderr until the stream ends.
 
     When stdin reaches end of file the write side is closed, so the remote command sees EOF too.
+    ``tap`` sees each piece of output after it was written and each piece of input before it is
+    sent.
     """
     watch_stdin = stdin_fd is not None
     while True:
@@ -148,6 +166,8 @@ def pump(
             for channel, data in frames:
                 if data:
                     _write_all(stderr_fd if channel == STDERR else stdout_fd, data)
+                    if tap is not None:
+                        tap.output(data)
         if watch_stdin and stdin_fd is not None and stdin_fd in ready:
             try:
                 data = os.read(stdin_fd, 65536)
@@ -156,6 +176,8 @@ def pump(
                     raise
                 data = b""
             if data:
+                if tap is not None:
+                    tap.input(data)
                 stream.send(data)
             else:
                 watch_stdin = False

@@ -41,6 +41,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"distrodebug engine lane: {lane()}"
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's audit log and recordings go to a fresh directory, never the user's own."""
+    state = tmp_path_factory.mktemp("state") / "distrodebug"
+    monkeypatch.setenv("DISTRODEBUG_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture(scope="session")
 def engine() -> Any:
     return require_engine()

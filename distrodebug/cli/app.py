@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from distrodebug.cli import bundles, console, quick
+from distrodebug.cli.audit import NoRecordOpt, ReasonOpt, audit_app
 from distrodebug.cli.image import image_command
 from distrodebug.cli.options import (
     CapOpt,
@@ -33,6 +34,7 @@ from distrodebug.cli.options import (
     kubectl_flags,
 )
 from distrodebug.cli.tools import WithOpt, complete_target, forward, image_with, toolbox_app
+from distrodebug.cli.witness import remember_argv, witnessed
 from distrodebug.cli.words import KubectlFlags, debug_options, pflag_booleans, resolve, wants_json
 from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 from distrodebug.settings import load_settings
@@ -50,6 +52,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(toolbox_app, name="toolbox")
+app.add_typer(audit_app, name="audit")
 app.command(name="forward")(forward)
 app.command(name="image")(image_command)
 for _command in (bundles.dump, bundles.verify, bundles.extract, bundles.report):
@@ -75,6 +78,8 @@ def shell(
     copy: CopyOpt = False,
     keep: KeepOpt = False,
     set_image: SetImageOpt = None,
+    reason: ReasonOpt = None,
+    no_record: NoRecordOpt = False,
     kubectl: KubectlFlags | None = None,
 ) -> None:
     """Open an interactive shell beside the target, in its root view, with debug tools on PATH."""
@@ -82,8 +87,11 @@ def shell(
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, reuse=reuse, copy=copy, keep=keep, set_image=set_image,
                             timeout=timeout, kubectl=kubectl)
-    raise typer.Exit(quick.session(resolved, None, image_with(resolved, with_, image), options, True,
-                              context))
+    with witnessed("shell", resolved, reason, record=not no_record and options.attach,
+                   quiet=options.quiet) as outcome:
+        outcome.code = quick.session(resolved, None, image_with(resolved, with_, image), options,
+                                     True, context)
+    raise typer.Exit(outcome.code)
 
 
 @app.command(name="exec")
@@ -110,6 +118,7 @@ def exec_(
     copy: CopyOpt = False,
     keep: KeepOpt = False,
     set_image: SetImageOpt = None,
+    reason: ReasonOpt = None,
     kubectl: KubectlFlags | None = None,
 ) -> None:
     """Run one command beside the target without a TTY; its exit status becomes ours."""
@@ -127,8 +136,10 @@ def exec_(
     options = debug_options(resolved, user=user, cap_add=cap_add, privileged=privileged, context=context,
                             profile=profile, copy=copy, keep=keep, set_image=set_image, timeout=timeout,
                             kubectl=kubectl)
-    raise typer.Exit(quick.session(resolved, tuple(words), image_with(resolved, with_, image), options,
-                              stdin, context))
+    with witnessed("exec", resolved, reason, quiet=options.quiet) as outcome:
+        outcome.code = quick.session(resolved, tuple(words), image_with(resolved, with_, image),
+                                     options, stdin, context)
+    raise typer.Exit(outcome.code)
 
 
 @app.command()
@@ -155,6 +166,7 @@ def cp(
     context: ContextOpt = None,
     image: ImageOpt = None,
     user: UserOpt = None,
+    reason: ReasonOpt = None,
 ) -> None:
     """Copy files out of or into a target that has no tar (running or stopped)."""
     from pathlib import Path
@@ -173,14 +185,15 @@ def cp(
     remote = src.target or dst.target
     assert remote is not None
     debug_options(remote, context=context)
-    runtime = open_runtime(remote, context)
-    settings = load_settings(image)
-    if src.target is not None:
-        count = copy.copy_from(src, Path(dst.path), runtime, settings, console.UI())
-        console.notice(f"copied {count} entries from {source} to {dst.path}")
-    else:
-        copy.copy_to(src.path, dst, runtime, settings, console.UI(), uid=user)
-        console.notice(f"copied {src.path} to {destination}")
+    with witnessed("cp", remote, reason):
+        runtime = open_runtime(remote, context)
+        settings = load_settings(image)
+        if src.target is not None:
+            count = copy.copy_from(src, Path(dst.path), runtime, settings, console.UI())
+            console.notice(f"copied {count} entries from {source} to {dst.path}")
+        else:
+            copy.copy_to(src.path, dst, runtime, settings, console.UI(), uid=user)
+            console.notice(f"copied {src.path} to {destination}")
 
 
 @app.command()
@@ -327,6 +340,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if debug:
         args.remove("--debug")
     args = split_exec_command(pflag_booleans(args))
+    remember_argv(args)
     prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
     try:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)

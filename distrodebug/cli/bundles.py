@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from distrodebug.cli import console
+from distrodebug.cli.audit import ReasonOpt
 from distrodebug.cli.options import (
     ContainerOpt,
     ContextOpt,
@@ -22,6 +23,7 @@ from distrodebug.cli.options import (
     NamespaceOpt,
     OutputOpt,
 )
+from distrodebug.cli.witness import witnessed
 from distrodebug.cli.words import debug_options, resolve, size, wants_json
 from distrodebug.errors import DistrodebugError, ExitCode, UsageError
 from distrodebug.settings import load_settings
@@ -69,6 +71,7 @@ def dump(
     container: ContainerOpt = None,
     namespace: NamespaceOpt = None,
     context: ContextOpt = None,
+    reason: ReasonOpt = None,
 ) -> None:
     """Write one verifiable bundle of the target's filesystem, processes, sockets and metadata."""
     json_out = wants_json(output)
@@ -106,7 +109,7 @@ def dump(
     )
     existed = file != "-" and os.path.lexists(file)
     try:
-        with console.progress("dumping") as update:
+        with witnessed("dump", resolved, reason), console.progress("dumping") as update:
             result = collect.dump(resolved, Path(file), options, open_runtime(resolved, context),
                                   load_settings(image), console.UI(), update,
                                   command=("distrodebug", *sys.argv[1:]), signer=signer)

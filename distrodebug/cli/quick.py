@@ -52,11 +52,16 @@ def session(target: Target, command: tuple[str, ...] | None, image: str | None,
 
 def run_exec(target: str, command: tuple[str, ...]) -> NoReturn:
     """The plain exec, with the errors and exit codes app.main gives the typer route."""
+    from distrodebug.cli.witness import remember_argv, witnessed
     from distrodebug.cli.words import debug_options, resolve
 
+    remember_argv(sys.argv[1:])
     try:
         resolved = resolve(target, None, None, None)
-        code = session(resolved, command, None, debug_options(resolved), None, None)
+        options = debug_options(resolved)
+        with witnessed("exec", resolved, None, quiet=options.quiet) as outcome:
+            outcome.code = session(resolved, command, None, options, None, None)
+        code = outcome.code
     except DistrodebugError as exc:
         console.error(exc.paragraph())
         raise SystemExit(exc.exit_code) from None

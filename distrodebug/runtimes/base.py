@@ -92,6 +92,11 @@ class Runtime(Protocol):
         """For the banner: where the user is and what happens to it on exit."""
         ...
 
+    def announce(self, info: TargetInfo, message: str) -> str:
+        """Leave ``message`` in the platform's own history of the target (a Kubernetes Event on
+        the pod) where there is one; "" when done or not applicable, else a notice for the user."""
+        ...
+
     def gone_hint(self, info: TargetInfo) -> str:
         """What to run to find out what happened to a target that vanished mid-session."""
         ...

@@ -33,6 +33,9 @@ PURE = [
     "distrodebug.bundle.writer", "distrodebug.bundle.format", "distrodebug.bundle.report",
     "distrodebug.bundle.extract", "distrodebug.bundle.custody", "distrodebug.bundle.sshsig",
     "distrodebug.bundle.signature", "distrodebug.bundle.evidence",
+    "distrodebug.runtimes.kubernetes.events",
+    "distrodebug.audit.state", "distrodebug.audit.recording", "distrodebug.audit.log",
+    "distrodebug.audit.witness",
 ]
 
 

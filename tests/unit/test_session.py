@@ -124,6 +124,9 @@ class FakeRuntime:
     def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:
         return "somewhere"
 
+    def announce(self, info: TargetInfo, message: str) -> str:
+        return ""
+
     def gone_hint(self, info: TargetInfo) -> str:
         return "ask the fake what happened"
 

@@ -501,6 +501,10 @@ class DockerRuntime:
         except DistrodebugError:
             return f"on {self.endpoint}"
 
+    def announce(self, info: TargetInfo, message: str) -> str:
+        """Docker keeps no history a client may add to: nothing to leave, nothing to say."""
+        return ""
+
     def gone_hint(self, info: TargetInfo) -> str:
         return (f"Run 'docker ps -a --filter id={info.id[:12]}' to see what happened to it; "
                 "'distrodebug shell' on a stopped container opens a copy of its last filesystem.")

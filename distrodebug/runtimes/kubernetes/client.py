@@ -188,6 +188,23 @@ class KubeClient:
         finally:
             response.release_conn()
 
+    def create_event(self, event: Mapping[str, Any]) -> str:
+        """Post a core/v1 Event; "" when it was made, else why not (never raises: an Event is a
+        courtesy to the cluster's history, not worth ending a session over)."""
+        namespace = str(event["metadata"]["namespace"])
+        pod = str(event["involvedObject"]["name"])
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/events"
+        try:
+            self.request("POST", path, body=dict(event), timeout=10)
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                return (f"no Event was left on pod '{pod}': you may not create events in "
+                        f"namespace '{namespace}' (the session is recorded locally only)")
+            return f"no Event was left on pod '{pod}': the API answered {exc.status} {exc.reason}"
+        except Exception as exc:  # the session goes on; the transport's trouble shows elsewhere
+            return f"no Event was left on pod '{pod}': {exc}"
+        return ""
+
     def read(self, path: str, what: str, name: str = "") -> dict[str, Any]:
         """GET any API path, as a dict."""
         with self.calls(what, name):

@@ -8,6 +8,8 @@ bounded and end early on states the kubelet will not leave by itself.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
@@ -32,6 +34,7 @@ from distrodebug.model import (
     is_root_user,
 )
 from distrodebug.runtimes.kubernetes import ephemeral, ourpods
+from distrodebug.runtimes.kubernetes import events as kubeevents
 from distrodebug.runtimes.kubernetes import profiles as kubeprofiles
 from distrodebug.runtimes.kubernetes import state as kubestate
 from distrodebug.runtimes.kubernetes.client import KubeClient
@@ -280,6 +283,14 @@ class KubernetesRuntime:
         if privileges.view == "chroot":
             return "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
         return f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
+
+    def announce(self, info: TargetInfo, message: str) -> str:
+        """Leave a 'Debugged' Event on the target pod; "" when done, else a notice."""
+        if info.status == "node" or not (info.raw.get("metadata") or {}).get("uid"):
+            return ""
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.kube.create_event(
+            kubeevents.debugged(info.raw, info.container, message, socket.gethostname(), stamp))
 
     def gone_hint(self, info: TargetInfo) -> str:
         return (f"Run 'kubectl get pod {info.name} -n {self.namespace}' and 'kubectl get events -n "
