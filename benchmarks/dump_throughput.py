@@ -7,7 +7,9 @@ the rest in 64 MiB files of random data, then times, on the same container and i
 round by round (the machine's load drifts), `docker export > file`, the bare attach route (a
 sidecar's busybox tar read from Docker's attach socket and thrown away: the ceiling of any dump
 through the sidecar) and `distrodebug dump` to .tar and .tar.zst. Prints each round, then
-medians; a ratio is the median of the per-round ratios to export.
+medians; a ratio is the median of the per-round ratios to export. CPU is the command's own user +
+system seconds (the engine's share is not in it): on a busy shared machine it moves far less
+than the wall time.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from tests.fixtures.images import ensure_toolbox  # noqa: E402
 LABELS = {"io.distrodebug.test": "1"}
 
 
-def timed(argv: list[str], out: Path | None, env: dict[str, str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of a command, its stdout to ``out``."""
+def timed(argv: list[str], out: Path | None, env: dict[str, str]) -> tuple[float, float, float]:
+    """Seconds, peak RSS (MiB) and CPU seconds of a command, its stdout to ``out``."""
     start = time.perf_counter()
     with open(out, "wb") if out else open(os.devnull, "wb") as sink:
         proc = subprocess.run(["/usr/bin/time", "-v", *argv], stdout=sink, stderr=subprocess.PIPE,
@@ -41,10 +43,11 @@ def timed(argv: list[str], out: Path | None, env: dict[str, str]) -> tuple[float
     seconds = time.perf_counter() - start
     found = re.search(rb"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     assert found is not None
-    return seconds, int(found.group(1)) / 1024
+    cpu = sum(float(x) for x in re.findall(rb"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return seconds, int(found.group(1)) / 1024, cpu
 
 
-def attach_only(client: Any, toolbox: str, target_id: str) -> tuple[float, float]:
+def attach_only(client: Any, toolbox: str, target_id: str) -> tuple[float, float, float]:
     """The sidecar route with a trivial consumer: busybox tar of /data, read and counted."""
     api = client.api
     host = api.create_host_config(pid_mode=f"container:{target_id}",
@@ -66,7 +69,7 @@ def attach_only(client: Any, toolbox: str, target_id: str) -> tuple[float, float
         api.wait(sidecar)
     finally:
         api.remove_container(sidecar, force=True)
-    return seconds, float("nan")
+    return seconds, float("nan"), float("nan")
 
 
 def main() -> None:
@@ -84,7 +87,7 @@ def main() -> None:
             f"j=$((j+1)); done; sleep 100000")
     target = client.containers.run(toolbox, ["sh", "-c", fill], detach=True, labels=LABELS)
     env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox}
-    results: dict[str, list[tuple[float, float, float]]] = {}
+    results: dict[str, list[tuple[float, float, float, float]]] = {}
     try:
         deadline = time.time() + 900
         while time.time() < deadline:
@@ -94,7 +97,7 @@ def main() -> None:
             time.sleep(2)
         size = args.mib * (1 << 20)  # as the issue's figures were computed
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-            runs: dict[str, Callable[[], tuple[float, float]]] = {
+            runs: dict[str, Callable[[], tuple[float, float, float]]] = {
                 "docker export > file": lambda: timed(["docker", "export", target.id],
                                                       Path(tmp) / "e.tar", env),
                 "attach route only": lambda: attach_only(client, toolbox, target.id),
@@ -109,9 +112,9 @@ def main() -> None:
                 base = 0.0
                 line = []
                 for name, run in runs.items():
-                    seconds, rss = run()
+                    seconds, rss, cpu = run()
                     base = base or seconds
-                    results.setdefault(name, []).append((seconds, rss, base / seconds))
+                    results.setdefault(name, []).append((seconds, rss, base / seconds, cpu))
                     line.append(f"{name.split(' (')[-1].rstrip(')')} {seconds:.2f}s")
                     for leftover in Path(tmp).iterdir():
                         leftover.unlink()
@@ -123,7 +126,8 @@ def main() -> None:
         seconds = statistics.median(r[0] for r in rows)
         ratio = statistics.median(r[2] for r in rows)
         rss = max(r[1] for r in rows)
-        memory = f"peak RSS {rss:6.1f} MiB" if rss == rss else " " * 20
+        cpu = statistics.median(r[3] for r in rows)
+        memory = f"peak RSS {rss:6.1f} MiB  CPU {cpu:5.2f} s" if rss == rss else " " * 32
         print(f"{name:30s} {seconds:6.2f} s  {size / seconds / 1e6:7.1f} MB/s  {memory}  "
               f"ratio to export {ratio:.2f}x")
     print("(export covers the whole root, the others /data only: the data set dominates all)")
