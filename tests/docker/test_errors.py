@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,6 +75,10 @@ def test_socket_permission_denied(toolbox: str, tmp_path: Any) -> None:
     err_path = tmp_path / "err"
     err_path.touch()
     os.chmod(err_path, 0o666)
+    # The audit log is checked before the engine is asked: nobody gets a state directory of its own.
+    # (pytest's own temporary directories are root's alone, so one directly under /tmp.)
+    state = Path(tempfile.mkdtemp(prefix="dd-nobody-"))
+    os.chown(state, 65534, 65534)
     pid = os.fork()
     if pid == 0:  # the child drops to nobody and runs the CLI in-process
         try:
@@ -80,6 +87,7 @@ def test_socket_permission_denied(toolbox: str, tmp_path: Any) -> None:
             os.setgid(65534)
             os.setuid(65534)
             os.environ["HOME"] = "/tmp"
+            os.environ["DISTRODEBUG_STATE_DIR"] = str(state)
             distrodebug.cli.app.main(["exec", "web", "--", "true"])
         except SystemExit as exc:
             sys.stderr.flush()
@@ -91,6 +99,7 @@ def test_socket_permission_denied(toolbox: str, tmp_path: Any) -> None:
         finally:
             os._exit(99)
     _, status = os.waitpid(pid, 0)
+    shutil.rmtree(state, ignore_errors=True)
     err = err_path.read_text()
     assert os.waitstatus_to_exitcode(status) == 125, err
     clean(err)

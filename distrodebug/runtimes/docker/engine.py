@@ -646,7 +646,7 @@ class EngineClient:
                         left = int.from_bytes(header[4:8], "big")
                         header.clear()
 
-    def events(self, since: int, until: int,
+    def events(self, since: int | str, until: int | str,
                filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """The engine's events between two times (seconds since the epoch), one dict each; with
         ``until`` in the past or now, the engine ends the answer itself."""

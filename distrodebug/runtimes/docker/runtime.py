@@ -573,7 +573,9 @@ class DockerRuntime:
         since = int(created.timestamp()) if created else int(time.time()) - 86400
         found: list[dict[str, Any]] = []
         try:
-            stream = self.api.events(since=since, until=int(time.time()),
+            # Up to now to the nanosecond: a whole second would drop this second's events (a
+            # container that exited just before the dump).
+            stream = self.api.events(since=since, until=f"{time.time():.9f}",
                                      filters={"container": [info.id]})
             for raw in stream:
                 event = dockerstate.engine_event(raw)
