@@ -18,7 +18,6 @@ Environment: ``DISTRODEBUG_RECORD=0`` and ``DISTRODEBUG_REQUIRE_REASON=1`` (also
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,10 +118,19 @@ def _number(text: str, name: str) -> float:
 def _read_config(path: Path) -> dict[str, object]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read()
     except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}  # the usual case: no tomllib to import (6 ms of every command)
+    except OSError as exc:
+        raise UsageError(
+            f"The config file {path} cannot be read: {exc}.",
+            "Fix or remove it, or point DISTRODEBUG_CONFIG at another file.",
+        ) from None
+    import tomllib
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(
             f"The config file {path} cannot be read: {exc}.",
             "Fix or remove it, or point DISTRODEBUG_CONFIG at another file.",
