@@ -10,13 +10,11 @@ about the command line. Nothing here imports typer or rich.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from distrodebug.cli import console
-from distrodebug.errors import DistrodebugError, ExitCode
-from distrodebug.model import DebugOptions
-from distrodebug.settings import load_settings
-from distrodebug.target import Target
+if TYPE_CHECKING:  # imported when a session runs: plain_exec runs before every command
+    from distrodebug.model import DebugOptions
+    from distrodebug.target import Target
 
 
 def plain_exec(args: list[str]) -> tuple[str, tuple[str, ...]] | None:
@@ -38,7 +36,9 @@ def session(target: Target, command: tuple[str, ...] | None, image: str | None,
             options: DebugOptions, stdin: bool | None, context: str | None) -> int:
     """Run one shell or exec session as the command line asked; its exit status."""
     from distrodebug import session as flow
+    from distrodebug.cli import console
     from distrodebug.runtimes import open_runtime
+    from distrodebug.settings import load_settings
 
     request = flow.SessionRequest(target=target, command=command, options=options, stdin=stdin)
     settings = load_settings(image, options.timeout)
@@ -52,8 +52,10 @@ def session(target: Target, command: tuple[str, ...] | None, image: str | None,
 
 def run_exec(target: str, command: tuple[str, ...]) -> NoReturn:
     """The plain exec, with the errors and exit codes app.main gives the typer route."""
+    from distrodebug.cli import console
     from distrodebug.cli.witness import remember_argv, witnessed
     from distrodebug.cli.words import debug_options, resolve
+    from distrodebug.errors import DistrodebugError, ExitCode
 
     remember_argv(sys.argv[1:])
     try:
