@@ -29,7 +29,7 @@ import re
 import socket
 import ssl  # http.client imports it anyway
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
@@ -613,10 +613,7 @@ class EngineClient:
 
     def logs(self, container: str, tail: int | str = "all", timestamps: bool = False) -> bytes:
         """stdout and stderr as the engine kept them; without a TTY, its frame headers removed."""
-        tty = bool((self.inspect_container(container).get("Config") or {}).get("Tty"))
-        _, _, data = self._request("GET", f"/containers/{_q(container)}/logs", params={
-            "stdout": True, "stderr": True, "timestamps": timestamps, "tail": tail})
-        return data if tty else demultiplex(data)
+        return b"".join(self.logs_stream(container, tail=tail, timestamps=timestamps))
 
     def logs_stream(self, container: str, tail: int | str = "all",
                     timestamps: bool = False) -> Iterator[bytes]:
@@ -626,25 +623,7 @@ class EngineClient:
         answer = self._stream("GET", f"/containers/{_q(container)}/logs", params={
             "stdout": True, "stderr": True, "timestamps": timestamps, "tail": tail})
         with contextlib.closing(answer):
-            if tty:
-                yield from answer.chunks()
-                return
-            header = bytearray()
-            left = 0
-            for chunk in answer.chunks():
-                view = memoryview(chunk)
-                while len(view):
-                    if left:
-                        take = min(left, len(view))
-                        yield bytes(view[:take])
-                        view, left = view[take:], left - take
-                        continue
-                    need = 8 - len(header)
-                    header += view[:need]
-                    view = view[need:]
-                    if len(header) == 8:
-                        left = int.from_bytes(header[4:8], "big")
-                        header.clear()
+            yield from answer.chunks() if tty else demultiplexed(answer.chunks())
 
     def events(self, since: int | str, until: int | str,
                filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -770,15 +749,30 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
+def demultiplexed(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The payloads of a multiplexed stream (8-byte headers: stream, 0, 0, 0, big-endian size),
+    in pieces as they come; a header or a payload may span any number of chunks."""
+    header = bytearray()
+    left = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while len(view):
+            if left:
+                take = min(left, len(view))
+                yield bytes(view[:take])
+                view, left = view[take:], left - take
+                continue
+            need = 8 - len(header)
+            header += view[:need]
+            view = view[need:]
+            if len(header) == 8:
+                left = int.from_bytes(header[4:8], "big")
+                header.clear()
+
+
 def demultiplex(data: bytes) -> bytes:
-    """The payloads of a multiplexed stream (8-byte headers: stream, 0, 0, 0, big-endian size)."""
-    out = bytearray()
-    pos = 0
-    while pos + 8 <= len(data):
-        size = int.from_bytes(data[pos + 4 : pos + 8], "big")
-        out += data[pos + 8 : pos + 8 + size]
-        pos += 8 + size
-    return bytes(out)
+    """The payloads of a whole multiplexed answer."""
+    return b"".join(demultiplexed([data]))
 
 
 def registry_auth(repository: str, environ: Mapping[str, str] | None = None,
