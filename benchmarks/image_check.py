@@ -6,7 +6,9 @@ Loads (offline, `docker load` of an archive written here) an image of LAYERS lay
 mebibytes in total: SMALL files of 2 KiB spread over the layers, the rest in 64 MiB files of
 random data, a key file added in one layer and deleted in the next. Then, interleaved round by
 round (the machine's load drifts), times `docker save -o FILE`, `docker save > /dev/null` and
-`distrodebug image -o json`, with /usr/bin/time -v for peak RSS. Prints each round, then
+`distrodebug image -o json` read both ways (`--read store`: the engine's layer store, what auto
+picks on a local Docker engine; `--read save`: the archive, what Podman and remote engines get),
+with /usr/bin/time -v for peak RSS. Prints each round, then
 medians; the image is removed afterwards unless --keep. DOCKER_HOST picks the engine (Podman too).
 """
 
@@ -133,7 +135,8 @@ def main() -> None:
               f"built and loaded in {time.perf_counter() - t0:.1f}s")
         rows: dict[str, list[tuple[float, float]]] = {"docker save -o FILE": [],
                                                        "docker save > /dev/null": [],
-                                                       "distrodebug image -o json": []}
+                                                       "image --read store": [],
+                                                       "image --read save": []}
         try:
             for round_ in range(1, args.rounds + 1):
                 saved = Path(tmp) / "saved.tar"
@@ -141,14 +144,17 @@ def main() -> None:
                 size = saved.stat().st_size
                 saved.unlink()
                 rows["docker save > /dev/null"].append(timed(["docker", "save", REF], Path(os.devnull))[:2])
-                seconds, rss, out = timed([sys.executable, "-m", "distrodebug", "image", REF, "-o", "json"])
-                rows["distrodebug image -o json"].append((seconds, rss))
-                report = json.loads(out)
-                found = {f["rule"]: len(f["items"]) for f in report["findings"]}
+                figures = []
+                for read in ("store", "save"):
+                    seconds, rss, out = timed([sys.executable, "-m", "distrodebug", "image", REF,
+                                               "-o", "json", "--read", read])
+                    rows[f"image --read {read}"].append((seconds, rss))
+                    found = {f["rule"]: len(f["items"]) for f in json.loads(out)["findings"]}
+                    figures.append(f"image --read {read} {seconds:.2f}s (peak RSS {rss:.0f} MiB, "
+                                   f"findings {found})")
                 print(f"round {round_}: save -o {rows['docker save -o FILE'][-1][0]:.2f}s "
                       f"({size / 2**20:.0f} MiB), save >/dev/null "
-                      f"{rows['docker save > /dev/null'][-1][0]:.2f}s, image {seconds:.2f}s "
-                      f"(peak RSS {rss:.0f} MiB, findings {found})")
+                      f"{rows['docker save > /dev/null'][-1][0]:.2f}s, " + ", ".join(figures))
         finally:
             if not args.keep:
                 subprocess.run(["docker", "rmi", "-f", REF], check=False, stdout=subprocess.DEVNULL)

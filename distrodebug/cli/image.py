@@ -27,10 +27,18 @@ FailOnOpt = Annotated[
 ]
 
 
+ReadOpt = Annotated[
+    str,
+    typer.Option("--read", help="Where the layers are read: 'auto' (the engine's layer store when it "
+                 "is on this machine and readable, else as 'docker save' sends them), 'store' or 'save'."),
+]
+
+
 def image_command(
     image: Annotated[str, typer.Argument(help="An image on the local engine: name[:tag] or ID.")],
     fail_on: FailOnOpt = None,
     output: OutputOpt = "text",
+    read: ReadOpt = "auto",
 ) -> None:
     """Did the multi-stage build leave a distroless image? Findings and fixes, without running it."""
     json_out = wants_json(output)
@@ -39,12 +47,16 @@ def image_command(
         threshold = Level.parse(fail_on)
         if threshold is None:
             raise UsageError(f"--fail-on '{fail_on}' is not a level.", f"Use one of: {LEVELS}.")
-    from distrodebug.image.report import check
+    from distrodebug.image.report import READ_MODES, check
+
+    if read not in READ_MODES:
+        raise UsageError(f"--read '{read}' is not a way to read an image.",
+                         f"Use one of: {', '.join(READ_MODES)}.")
     from distrodebug.runtimes import docker_runtime
     from distrodebug.target import parse_image
 
     ref = parse_image(image).name
-    result = check(ref, docker_runtime())
+    result = check(ref, docker_runtime(), read=read)
     if json_out:
         console.emit_json("image", result.to_json())
     else:
@@ -62,10 +74,14 @@ def _size(count: int) -> str:
     return f"{count} B"
 
 
+_HOW = {"layer store": "from the engine's layer store", "docker save": "as 'docker save' streams it"}
+
+
 def render(result: ImageReport) -> None:
     show = console.printable
+    how = _HOW.get(result.read_from, result.read_from)
     console.notice(f"{show(result.image)} ({result.id[:19]}) on {show(result.engine)}, "
-                   f"read in {result.seconds:.1f}s without running it")
+                   f"read {how} in {result.seconds:.1f}s without running it")
     sys.stdout.write(f"user: {show(result.user)}\n")
     for finding in result.findings:
         about = finding.about

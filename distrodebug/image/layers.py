@@ -18,6 +18,7 @@ import heapq
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from distrodebug.bundle.tar.reader import Member, TarReader
 from distrodebug.image import rules
@@ -106,15 +107,50 @@ class Budget:
         return self.symlinks_left >= 0
 
 
+class Content(Protocol):
+    """The start of the entry being scanned, read only when a rule asks for it."""
+
+    def head(self) -> memoryview | bytes:
+        """Up to the first 8 KiB (a private key's marker is in them)."""
+        ...
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the start."""
+        ...
+
+
+class _TarContent:
+    """The current member of a layer's tar."""
+
+    def __init__(self, reader: TarReader) -> None:
+        self._reader = reader
+
+    def head(self) -> memoryview | bytes:
+        # Without copying when the bytes are already read in.
+        for view in self._reader.views(limit=8192):
+            return view
+        return b""
+
+    def read(self, size: int) -> bytes:
+        out = bytearray()
+        for view in self._reader.views(limit=max(size, 1)):
+            out += view[: size - len(out)]
+            if len(out) >= size:
+                break
+        return bytes(out)
+
+
 def scan_layer(name: str, reader: TarReader, budget: Budget) -> LayerScan:
     """Read one layer's tar (content is read only for small secret candidates, never kept)."""
     scan = LayerScan(name)
+    content = _TarContent(reader)
     for member in reader.members():
-        _entry(scan, member, reader, budget)
+        scan_entry(scan, member, content, budget)
     return scan
 
 
-def _entry(scan: LayerScan, member: Member, reader: TarReader, budget: Budget) -> None:
+def scan_entry(scan: LayerScan, member: Member, content: Content, budget: Budget) -> None:
+    """Add one entry of a layer, in tar's terms (whiteouts as '.wh.' names), to its scan."""
     path = normalize(member.name)
     if not path:
         return
@@ -162,7 +198,7 @@ def _entry(scan: LayerScan, member: Member, reader: TarReader, budget: Budget) -
     if size:
         if len(scan.largest) < LARGEST:
             heapq.heappush(scan.largest, (size, path))
-        elif size > scan.largest[0][0]:
+        elif (size, path) > scan.largest[0]:  # ties by path: the same five whatever the order
             heapq.heapreplace(scan.largest, (size, path))
     meta = (kind, mode, member.uid, member.gid, size)
     if mode & 0o111:
@@ -179,30 +215,13 @@ def _entry(scan: LayerScan, member: Member, reader: TarReader, budget: Budget) -
         return
     check = rules.secret_check(path)
     if path == "etc/passwd" and size <= PASSWD_MAX:
-        scan.passwd = _content(reader, size)
+        scan.passwd = content.read(size)
     elif check is not None:
-        head = _content(reader, min(size, rules.SNIFF_BYTES)) if check.needs is not None else b""
+        head = content.read(min(size, rules.SNIFF_BYTES)) if check.needs is not None else b""
         if rules.content_matches(check, head):
             scan.add(Candidate(check.rule, path, *meta))
-    elif 0 < size <= KEY_SNIFF_MAX and rules.holds_private_key(_head(reader)):
+    elif 0 < size <= KEY_SNIFF_MAX and rules.holds_private_key(content.head()):
         scan.add(Candidate("private-key", path, *meta))
-
-
-def _head(reader: TarReader) -> memoryview | bytes:
-    """The first bytes of the current member, without copying when they are already read in."""
-    for view in reader.views(limit=8192):
-        return view
-    return b""
-
-
-def _content(reader: TarReader, size: int) -> bytes:
-    """Up to ``size`` bytes of the current member."""
-    out = bytearray()
-    for view in reader.views(limit=max(size, 1)):
-        out += view[: size - len(out)]
-        if len(out) >= size:
-            break
-    return bytes(out)
 
 
 # -- the final filesystem -----------------------------------------------------------------------

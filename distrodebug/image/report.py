@@ -1,9 +1,12 @@
 """`distrodebug image`: did the multi-stage build leave only the application and its runtime?
 
-The image is read from the local engine as ``docker save`` streams it (never run, never pulled,
-nothing written to disk), each layer scanned as it passes (:mod:`distrodebug.image.layers`), and
-the findings worked out on the final filesystem: what a later layer deleted is gone, except
-secrets, which stay readable in the layer that added them. Returns a report; never prints.
+The image is read from the local engine (never run, never pulled, nothing written to disk): from
+its layer store when the engine is on this machine and we may read it
+(:mod:`distrodebug.image.store`), else as ``docker save`` streams it
+(:mod:`distrodebug.image.archive`). Each layer is scanned on its own
+(:mod:`distrodebug.image.layers`), and the findings worked out on the final filesystem: what a
+later layer deleted is gone, except secrets, which stay readable in the layer that added them.
+Returns a report; never prints.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from distrodebug.image import rules
 from distrodebug.image.archive import ImageFormatError, read_saved
 from distrodebug.image.layers import MAX_TRACKED_PATHS, Budget, Candidate, FinalView, LayerScan
 from distrodebug.image.rules import Level
+from distrodebug.image.store import locate, read_stored
 
 JSON_FIELDS_VERSION = 1
 #: Rules about what a layer *contains*: a later deletion does not take the bytes out of the image.
@@ -36,6 +40,14 @@ class ImageSource(Protocol):
     def save_image(self, image_id: str) -> AbstractContextManager[BinaryIO]: ...
 
     def server_version(self) -> str: ...
+
+    def layer_store(self) -> tuple[str, str] | None:
+        """The engine's data root and storage driver, when it runs on this machine."""
+        ...
+
+
+#: How ``check`` reads the image: the layer store when it can (auto), only the store, only save.
+READ_MODES = ("auto", "store", "save")
 
 
 @dataclass
@@ -91,6 +103,8 @@ class ImageReport:
     layers: list[Layer]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: "layer store" or "docker save".
+    read_from: str = "docker save"
 
     @property
     def worst(self) -> Level | None:
@@ -113,22 +127,39 @@ class ImageReport:
                 "verdict": self.verdict, "worst": worst.word if worst is not None else None,
                 "findings": [f.to_json() for f in self.findings],
                 "layers": [layer.to_json() for layer in self.layers],
-                "seconds": round(self.seconds, 3), "notes": self.notes,
+                "seconds": round(self.seconds, 3), "read_from": self.read_from, "notes": self.notes,
                 "levels": [level.word for level in Level]}
 
 
-def check(ref: str, source: ImageSource, budget: Budget | None = None) -> ImageReport:
+def check(ref: str, source: ImageSource, budget: Budget | None = None, read: str = "auto") -> ImageReport:
     """Read ``ref`` from the engine and judge it."""
     started = time.monotonic()
     inspect = source.local_image(ref)
     image_id = str(inspect.get("Id") or ref)
-    with source.save_image(image_id) as stream:
-        try:
-            saved = read_saved(stream, budget)
-            scans, config = saved.ordered(image_id)
-        except ImageFormatError as exc:
-            raise DistrodebugError(f"Cannot read the image '{ref}' as the engine saved it: {exc}.",
-                                   "Check that 'docker save' of it works; report it if it does.") from None
+    stored = None
+    if read != "save":
+        where = source.layer_store()
+        stored = locate(*where, inspect) if where is not None else None
+        if stored is None and read == "store":
+            raise DistrodebugError(
+                f"Cannot read the image '{ref}' from the engine's layer store: "
+                + ("the engine does not run on this machine, or its storage driver is not overlay2."
+                   if where is None else f"{where[0]} is not readable here, or does not hold it as "
+                   "Docker's overlay2 does."),
+                "Run without '--read store' (the image is then read as 'docker save' sends it), "
+                "or as a user who may read the engine's data root.")
+    if stored is not None:
+        scans, config, read_from = read_stored(stored, budget), stored.config, "layer store"
+    else:
+        read_from = "docker save"
+        with source.save_image(image_id) as stream:
+            try:
+                saved = read_saved(stream, budget)
+                scans, config = saved.ordered(image_id)
+            except ImageFormatError as exc:
+                raise DistrodebugError(
+                    f"Cannot read the image '{ref}' as the engine saved it: {exc}.",
+                    "Check that 'docker save' of it works; report it if it does.") from None
     try:
         engine = source.server_version()
     except DistrodebugError:
@@ -148,6 +179,7 @@ def check(ref: str, source: ImageSource, budget: Budget | None = None) -> ImageR
     return ImageReport(
         image=ref, id=image_id, engine=engine, user=user, findings=findings,
         layers=_layers(scans, config), seconds=time.monotonic() - started, notes=notes,
+        read_from=read_from,
     )
 
 

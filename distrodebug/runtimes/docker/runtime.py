@@ -665,6 +665,18 @@ class DockerRuntime:
                     "build it or 'docker pull' it first; 'docker images' lists what is there.",
                 ) from None
 
+    def layer_store(self) -> tuple[str, str] | None:
+        """The engine's data root and storage driver when it listens on a unix socket here (where
+        ``image`` may read unpacked layers; image.store checks every file it reads against the
+        image's digests, so a socket forwarded from another machine cannot mislead it); Podman's
+        store has another layout, so None for it."""
+        if self.api.endpoint.scheme != "unix" or self.engine()[0] != "Docker":
+            return None
+        with translate(self.endpoint, "reading the engine's storage"):
+            info = self.api.info()
+        root, driver = info.get("DockerRootDir"), info.get("Driver")
+        return (str(root), str(driver)) if root and driver else None
+
     @contextlib.contextmanager
     def save_image(self, image_id: str) -> Iterator[BinaryIO]:
         """The image as ``docker save`` writes it, streamed as it comes; the engine stops producing

@@ -52,6 +52,9 @@ class FakeEngine:
     def server_version(self) -> str:
         return "Docker 20.10.24"
 
+    def layer_store(self) -> tuple[str, str] | None:
+        return None  # the archive route; the layer store is proven on the engine (test_image_store)
+
 
 def run(layers: list[Layer], user: str | None = "65532", **kwargs: Any) -> ImageReport:
     archive, image_id = saved_archive(layers, user=user, **kwargs)
