@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "distrodebug"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "distrodebug"
 #: Third-party packages fenced to one place each: package -> path prefixes allowed to import it.
 FENCES = {
     "docker": (),  # our own engine client (runtimes/docker/engine.py) replaced the SDK
@@ -177,3 +178,51 @@ def test_the_docker_runtime_needs_neither_the_sdk_nor_requests() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
+
+
+def private_uses(path: Path, known: dict[str, Path]) -> list[str]:
+    """Where ``path`` uses a private name of another of our modules: ``from m import _x``,
+    ``m._x``, or setattr/getattr/hasattr(m, "_x") (a test patching a private constant)."""
+    tree = ast.parse(path.read_text())
+    ours: set[str] = set()  # local names bound to one of our modules
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            ours.update(a.asname or a.name.split(".")[0] for a in node.names
+                        if a.name.startswith("distrodebug"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("distrodebug"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
+                if f"{node.module}.{alias.name}" in known:
+                    ours.add(alias.asname or alias.name)
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    def of_ours(node: ast.expr) -> bool:
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in ours
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr) and of_ours(node.value):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif (isinstance(node, ast.Call) and ast.unparse(node.func).endswith(("setattr", "getattr",
+                                                                               "hasattr"))
+              and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+              and isinstance(node.args[1].value, str) and private(node.args[1].value)
+              and of_ours(node.args[0])):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    """A private name is the module's own: no other module, test or benchmark imports, reads or
+    patches it (a test that patches one through hasattr stops patching silently on a rename)."""
+    known = modules()
+    offenders = []
+    for folder in ("distrodebug", "tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            offenders += [f"{path.relative_to(ROOT)}:{use}" for use in private_uses(path, known)]
+    assert not offenders, "private names used across modules:\n" + "\n".join(offenders)
