@@ -226,3 +226,37 @@ def test_no_private_name_crosses_a_module() -> None:
         for path in sorted((ROOT / folder).rglob("*.py")):
             offenders += [f"{path.relative_to(ROOT)}:{use}" for use in private_uses(path, known)]
     assert not offenders, "private names used across modules:\n" + "\n".join(offenders)
+
+
+def runtime_branches(path: Path) -> list[str]:
+    """Comparisons of a runtime's kind with "docker" or "kubernetes" (``target.runtime ==
+    "docker"``, ``runtime.kind != "kubernetes"``, ``kind in ("docker", ...)``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        words: list[object] = []
+        for side in sides:
+            if isinstance(side, ast.Constant):
+                words.append(side.value)
+            elif isinstance(side, ast.Tuple | ast.List | ast.Set):
+                words += [e.value for e in side.elts if isinstance(e, ast.Constant)]
+        if any(word in ("docker", "kubernetes") for word in words):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+#: Where naming a runtime is the point: the target grammar (target.py, cp.py's endpoints), the
+#: runtimes themselves and the command line that opens them.
+RUNTIME_WORDS_ALLOWED = ("target.py", "cp.py", "runtimes/", "cli/")
+
+
+def test_the_core_has_no_runtime_specific_branch() -> None:
+    """What differs between runtimes is a Runtime method, not an if in the core."""
+    offenders = []
+    for path in modules().values():
+        rel = str(path.relative_to(PACKAGE))
+        if not rel.startswith(RUNTIME_WORDS_ALLOWED):
+            offenders += [f"{rel}:{branch}" for branch in runtime_branches(path)]
+    assert not offenders, "runtime-specific branches in the core:\n" + "\n".join(offenders)

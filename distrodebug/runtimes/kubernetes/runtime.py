@@ -8,6 +8,7 @@ bounded and end early on states the kubelet will not leave by itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import socket
 import time
@@ -291,6 +292,18 @@ class KubernetesRuntime:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return self.kube.create_event(
             kubeevents.debugged(info.raw, info.container, message, socket.gethostname(), stamp))
+
+    def audit_identity(self, info: TargetInfo) -> dict[str, str]:
+        meta = info.raw.get("metadata") or {}
+        return {"pod": info.name, "pod_uid": str(meta.get("uid", "")), "namespace": info.namespace,
+                "container": info.container, "container_id": info.container_id}
+
+    def memory_attempts(self, options: DebugOptions, owner: tuple[int, int] | None) -> list[DebugOptions]:
+        """The dump's own debugger first (`auto` picks the target's uid, or root with the
+        default capabilities); then kubectl's `general` profile (SYS_PTRACE) as root. Pod
+        Security is checked before that debugger is sent, and a refusal is an error, not auto's
+        quiet step down."""
+        return [options, dataclasses.replace(options, user="0", profile="general")]
 
     def gone_hint(self, info: TargetInfo) -> str:
         return (f"Run 'kubectl get pod {info.name} -n {self.namespace}' and 'kubectl get events -n "
