@@ -260,3 +260,25 @@ def test_the_core_has_no_runtime_specific_branch() -> None:
         if not rel.startswith(RUNTIME_WORDS_ALLOWED):
             offenders += [f"{rel}:{branch}" for branch in runtime_branches(path)]
     assert not offenders, "runtime-specific branches in the core:\n" + "\n".join(offenders)
+
+
+def test_unit_tests_import_nothing_that_needs_an_sdk() -> None:
+    """tests/unit imports without the kubernetes SDK and websocket: a pure builder is imported
+    from its pure module, not through the runtime that uses it."""
+    known = modules()
+    used = set()
+    for path in sorted((ROOT / "tests" / "unit").rglob("*.py")):
+        for module, names in runtime_imports(path):
+            used |= {name for name in [module, *(f"{module}.{n}" for n in names)] if name in known}
+    code = (
+        "import importlib, sys\n"
+        "for name in ('kubernetes', 'websocket'):\n"
+        "    sys.modules[name] = None\n"
+        f"for m in {sorted(used)!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(m)\n"
+        "    except ImportError as exc:\n"
+        "        print(m, exc)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert ran.returncode == 0 and not ran.stdout, ran.stdout + ran.stderr

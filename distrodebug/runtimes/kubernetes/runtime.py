@@ -45,6 +45,7 @@ from distrodebug.runtimes.kubernetes.spec import (
     container_state,
     container_status,
     custody_identity,
+    label_selector,
     pick_container,
 )
 from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
@@ -385,18 +386,3 @@ class KubeRelay:
     def remove(self) -> None:
         pass  # nothing was created in the cluster
 
-
-def label_selector(selector: dict[str, Any]) -> str:
-    """A LabelSelector object (matchLabels and matchExpressions) as the query-string form."""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
