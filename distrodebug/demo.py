@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import time
+from typing import Protocol
 
 from distrodebug import labels, session
 from distrodebug import toolbox as images
@@ -28,6 +29,12 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Its files, read in place: nothing is copied into the target", ("ls", "-l", "/app")),
     ("Ask the app itself over loopback", ("wget", "-qO-", "http://127.0.0.1:8080/")),
 )
+
+
+class DemoUI(session.UI, Protocol):
+    """The session's UI, and a heading for each step (the command line draws it)."""
+
+    def heading(self, text: str) -> None: ...
 
 
 class _Quiet:
@@ -51,10 +58,8 @@ def ensure_images(runtime: DockerRuntime, settings: Settings, ui: session.UI) ->
         images.build_python_image(runtime.import_image, images.DEMO_REF)
 
 
-def run(settings: Settings, ui: session.UI, *, interactive: bool = False, keep: bool = False) -> int:
+def run(settings: Settings, ui: DemoUI, *, interactive: bool = False, keep: bool = False) -> int:
     """Run the demo; return the exit status for the CLI."""
-    from distrodebug.cli import console
-
     runtime = DockerRuntime()
     ensure_images(runtime, settings, ui)
     session_id = labels.new_session_id()
@@ -73,16 +78,16 @@ def run(settings: Settings, ui: session.UI, *, interactive: bool = False, keep: 
             result = session.run(session.SessionRequest(target=target), runtime, settings, ui)
             return result.exit_code
         for title, command in STEPS:
-            console.heading(f"{title}\n   $ {shlex.join(command)}")
+            ui.heading(f"{title}\n   $ {shlex.join(command)}")
             result = session.run(
                 session.SessionRequest(target=target, command=command, stdin=False),
                 runtime, settings, _Quiet(ui),
             )
             code = code or (result.exit_code if command[0] != "sh" else 0)
         changes = runtime.changes(app_id)
-        console.heading(f"'docker diff {name}' after all of this: {len(changes)} change(s)")
+        ui.heading(f"'docker diff {name}' after all of this: {len(changes)} change(s)")
         for change in changes:
-            console.notice(f"   {change}")
+            ui.notice(f"   {change}")
     finally:
         if keep:
             ui.notice(f"left {name} running; try 'distrodebug shell {name}', remove it with "

@@ -14,7 +14,7 @@ import os
 import pwd
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from distrodebug.audit import log
@@ -60,19 +60,17 @@ def redact_args(args: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def describe_target(ref: Target, runtime: str, info: TargetInfo | None) -> dict[str, Any]:
+def describe_target(ref: Target, runtime: str, info: TargetInfo | None,
+                    identity: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The target of an entry: as named, and once planned as found (``identity`` from
+    Runtime.audit_identity)."""
     found: dict[str, Any] = {"ref": str(ref), "runtime": runtime}
     if info is None:
         return found
     found.update(name=info.name, image=info.image, image_id=info.image_id)
     if info.repo_digests:
         found["image_digests"] = list(info.repo_digests)
-    if runtime == "kubernetes":
-        meta = info.raw.get("metadata") or {}
-        found.update(pod=info.name, pod_uid=meta.get("uid", ""), namespace=info.namespace,
-                     container=info.container, container_id=info.container_id)
-    else:
-        found["container_id"] = info.id
+    found.update(identity or {})
     return found
 
 
@@ -89,7 +87,8 @@ class Witness:
         self.record = record
         self.ui = ui
         self.title = title or f"distrodebug {command} {target}"
-        self.runtime_kind = "docker" if target.runtime != "kubernetes" else "kubernetes"
+        self.runtime_kind: str = target.runtime
+        self.identity: dict[str, str] = {}
         self.plan: Plan | None = None
         self.sidecar = ""
         self.recorder: Recorder | None = None
@@ -102,7 +101,7 @@ class Witness:
             "id": self.id, "event": event, "time": now(), **who(), "command": self.command,
             "args": self.args,
             "target": describe_target(self.target, self.runtime_kind,
-                                      chosen.info if chosen else None),
+                                      chosen.info if chosen else None, self.identity),
             "mode": chosen.mode if chosen else None,
             "privileges": chosen.privileges.describe() if chosen else None,
             "sidecar": self.sidecar or None, "reason": self.reason,
@@ -114,6 +113,7 @@ class Witness:
             self.plan = chosen
             self.sidecar = started.id
             self.runtime_kind = runtime.kind
+            self.identity = runtime.audit_identity(chosen.info)
         if self.command == "shell" and not self._started_logged:
             self._started_logged = True
             log.append(self._entry("start"))

@@ -225,27 +225,14 @@ def _memory(
     """``--memory``: one sidecar streams every process's memory into cores in ``spool``; they
     become side files of the bundle. Returns the warnings.
 
-    Least privilege first, more only when the kernel refuses. On Docker, when every process runs
-    as one non-root uid:gid, the sidecar runs as it with no capability; a process that made
-    itself non-dumpable refuses that, and the job runs again as root keeping SYS_PTRACE and
-    DAC_READ_SEARCH (privileges.for_job). On Kubernetes the dump's own debugger is tried
-    first (its `auto` profile picks the target's uid, or root with the default capabilities);
-    on a refusal, a root debugger with SYS_PTRACE (profile general), which Pod Security below
-    'privileged' refuses: that refusal is said as it is.
+    Least privilege first, more only when the kernel refuses: the runtime says what to try, in
+    order (Runtime.memory_attempts); a refusal of the last attempt is said as it is.
     """
     pids = memory.target_pids(processes)
     script = memscript.memory_script(pids, options.memory_limit)
     request = dataclasses.replace(request, command=_in_sidecar(target_pid, script), job="memory")
-    attempts = [request]
-    owner = memory.common_owner(processes)
-    if owner is not None and request.target.runtime == "docker":
-        as_owner = dataclasses.replace(request.options, user=f"{owner[0]}:{owner[1]}")
-        attempts.insert(0, dataclasses.replace(request, options=as_owner))
-    elif request.target.runtime == "kubernetes":
-        # kubectl's `general` profile (SYS_PTRACE) as root: Pod Security is checked before the
-        # debugger is sent, and a refusal is an error, not auto's quiet step down.
-        more = dataclasses.replace(request.options, user="0", profile="general")
-        attempts.append(dataclasses.replace(request, options=more))
+    attempts = [dataclasses.replace(request, options=tried) for tried in
+                runtime.memory_attempts(request.options, memory.common_owner(processes))]
 
     refused = ""
     for number, attempt in enumerate(attempts):

@@ -14,11 +14,12 @@ from typing import BinaryIO
 
 from distrodebug.bundle.tar.reader import Buffers
 
-_IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most _STAGE bytes each)
-_STAGE = 256 << 10  # smaller writes are gathered into one piece of about this size
-_WRITEBACK = 32 << 20  # start writing the bundle to disk after about this many new bytes
+# The pipeline's sizes (tests/unit/bundle shrinks them to recycle every buffer often).
+IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most STAGE bytes each)
+STAGE = 256 << 10  # smaller writes are gathered into one piece of about this size
+WRITEBACK = 32 << 20  # start writing the bundle to disk after about this many new bytes
 READ_BUFFER = 1 << 20  # the tar reader's buffers; pieces of content are views into them...
-_READ_BUFFERS = 5  # ...recycled: this many at most
+READ_BUFFERS = 5  # ...recycled: this many at most
 
 
 def fileno_of(raw: BinaryIO) -> int | None:
@@ -48,7 +49,7 @@ class Output(Buffers):
         self._out = out
         self._fd = fd  # the bundle file under ``out``, for early writeback
         self.stage = bytearray()  # small writes, gathered; append to it and call settle()
-        self._pieces: queue.Queue[_Piece] = queue.Queue(_IN_FLIGHT)
+        self._pieces: queue.Queue[_Piece] = queue.Queue(IN_FLIGHT)
         self._error: BaseException | None = None
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._made = 0
@@ -62,7 +63,7 @@ class Output(Buffers):
         """A read buffer: a new one while there are fewer than a handful, then a returned one."""
         if size > READ_BUFFER:
             return bytearray(size)  # never happens with plain tar headers; not recycled
-        if self._made < _READ_BUFFERS:
+        if self._made < READ_BUFFERS:
             self._made += 1
             return bytearray(READ_BUFFER)
         while True:
@@ -82,9 +83,9 @@ class Output(Buffers):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` after everything before it; the caller must not change it afterwards."""
-        if len(data) < _STAGE:
+        if len(data) < STAGE:
             self.stage += data
-            if len(self.stage) >= _STAGE:
+            if len(self.stage) >= STAGE:
                 self._flush()
         else:
             self._flush()
@@ -92,7 +93,7 @@ class Output(Buffers):
 
     def settle(self) -> None:
         """Pass on what callers appended to :attr:`stage` themselves, once there is enough."""
-        if len(self.stage) >= _STAGE:
+        if len(self.stage) >= STAGE:
             self._flush()
 
     def hash_write(self, digest: hashlib._Hash, data: bytes | memoryview) -> None:
@@ -158,7 +159,7 @@ class Output(Buffers):
                         digest.update(data)
                     write(data)
                     unsynced += len(data)
-                    if unsynced >= _WRITEBACK and self._fd is not None:
+                    if unsynced >= WRITEBACK and self._fd is not None:
                         synced, unsynced = self._writeback(synced), 0
             except BaseException as exc:  # re-raised on the main thread, then the bundle is removed
                 self._error = self._error or exc

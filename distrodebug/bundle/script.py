@@ -55,7 +55,7 @@ ENGINE_MOUNTS = ("/", "/dev", "/dev/shm", "/etc/hosts", "/etc/hostname", "/etc/r
 MAX_EMBEDDED_PATHS = 64 * 1024
 
 
-def _marker_parts(suffix: str) -> tuple[str, str, int]:
+def marker_parts(suffix: str) -> tuple[str, str, int]:
     """printf formats around the nonce and checksum, and the checksum without the nonce."""
     info = tarfile.TarInfo("N" * 32 + suffix)
     info.mode, info.mtime, info.type = 0o644, 0, tarfile.REGTYPE
@@ -74,7 +74,7 @@ def _printf_escape(data: bytes) -> str:
 
 
 def _mark_function(name: str, suffix: str) -> str:
-    middle, tail, base = _marker_parts(suffix)
+    middle, tail, base = marker_parts(suffix)
     return (
         f"{name}() {{ printf '%s{middle}' \"$DDNONCE\"; "
         f"printf '%06o\\000 ' $(( {base} + DDNSUM )); printf '{tail}'; }}"

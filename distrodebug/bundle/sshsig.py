@@ -277,7 +277,7 @@ def load_key(data: bytes, passphrase: Callable[[], bytes | None] | None = None) 
     if not openssh and b"PRIVATE KEY-----" not in data:
         raise SigError("it is not a private key file (a public key, or another format?)")
 
-    if openssh and _openssh_encrypted(data) and importlib.util.find_spec("bcrypt") is None:
+    if openssh and openssh_encrypted(data) and importlib.util.find_spec("bcrypt") is None:
         # Said before any passphrase is asked: it could not be used.
         raise SigError("it is encrypted, and decrypting OpenSSH keys needs the Python package "
                        "'bcrypt', which is not installed")
@@ -311,7 +311,7 @@ def load_key(data: bytes, passphrase: Callable[[], bytes | None] | None = None) 
     return SigningKey(key)
 
 
-def _openssh_encrypted(data: bytes) -> bool:
+def openssh_encrypted(data: bytes) -> bool:
     """True when an OpenSSH key file names a cipher other than "none" (its first field)."""
     text = data.decode("ascii", "replace")
     body = text.partition("-----BEGIN OPENSSH PRIVATE KEY-----")[2].partition("-----END")[0]

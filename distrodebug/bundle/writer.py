@@ -58,10 +58,11 @@ __all__ = ["DumpInfo", "DumpResult", "SideFile", "SkippedEntry", "write_bundle"]
 
 Progress = Callable[[int, int], None]
 _PROGRESS_INTERVAL = 0.1
-_OFFLOAD = 256 << 10  # files from this size on are hashed and written on the worker thread...
-_PIECE = 512 << 10  # ...in pieces of about this size
+# Public like output.py's sizes: tests shrink them.
+OFFLOAD = 256 << 10  # files from this size on are hashed and written on the worker thread...
+PIECE = 512 << 10  # ...in pieces of about this size
 _OUT_BUFFER = 64 << 10  # writes from this size on go straight to the file
-_MANIFEST_BATCH = 4096  # manifest entries joined and written at a time
+MANIFEST_BATCH = 4096  # manifest entries joined and written at a time
 _CHANGE_KINDS = ("added", "changed", "deleted")
 _NOT_STORED = {"fifo": "fifo", "char": "device node", "block": "device node"}
 _JSON = json.JSONEncoder(separators=(", ", ": ")).encode  # one manifest entry per line
@@ -294,8 +295,8 @@ def _tarinfo(name: str, kind: bytes, **fields: Any) -> tarfile.TarInfo:
 def _joined(opening: str, entries: list[str], closing: str) -> Iterator[str]:
     """``opening + ",\\n ".join(entries) + closing``, a few thousand entries at a time."""
     yield opening
-    for start in range(0, len(entries), _MANIFEST_BATCH):
-        batch = ",\n ".join(entries[start : start + _MANIFEST_BATCH])
+    for start in range(0, len(entries), MANIFEST_BATCH):
+        batch = ",\n ".join(entries[start : start + MANIFEST_BATCH])
         yield ",\n " + batch if start else batch
     yield closing
 
@@ -518,7 +519,7 @@ class _Writer:
             return  # the reader skips the content without storing it
         header = header_block(FS + path, tarfile.REGTYPE, mode, uid, gid, mtime, size)
         stats = self.stats
-        if size < _OFFLOAD and (view := reader.whole()) is not None:
+        if size < OFFLOAD and (view := reader.whole()) is not None:
             # The common small file, already read in whole: hashed here, gathered for the worker.
             stage = out.stage
             stage += header
@@ -541,9 +542,9 @@ class _Writer:
             return
         out.write(header)
         digest = hashlib.sha256()
-        if size >= _OFFLOAD:
+        if size >= OFFLOAD:
             # Large: hashed and written on the worker, beside the next socket reads.
-            for view in reader.views(gather=_PIECE):
+            for view in reader.views(gather=PIECE):
                 out.hash_write(digest, view)
                 stats["bytes"] += len(view)
                 self._tick()
@@ -570,7 +571,7 @@ class _Writer:
         stats["files"] += 1
         self.seen[path] = True
         entry = _entry_head(path, "file", mode, uid, gid, size, mtime)
-        if size >= _OFFLOAD or status != "ok":
+        if size >= OFFLOAD or status != "ok":
             slot = self._entry(entry, status, reason, final=False)
 
             def finish() -> None:

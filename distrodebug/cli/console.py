@@ -47,6 +47,10 @@ class UI:
         if not self.quiet:
             notice(text)
 
+    def heading(self, text: str) -> None:
+        """demo.DemoUI: a section heading on stdout."""
+        heading(text)
+
 
 def notice(text: str) -> None:
     """One plain line on stderr; no markup is interpreted, file names may contain brackets."""

@@ -101,6 +101,17 @@ class Runtime(Protocol):
         """What to run to find out what happened to a target that vanished mid-session."""
         ...
 
+    def audit_identity(self, info: TargetInfo) -> dict[str, str]:
+        """The IDs that tie an audit entry to the platform's own records of the target (a
+        container's ID; a pod's name, UID, namespace, container and container ID)."""
+        ...
+
+    def memory_attempts(self, options: DebugOptions, owner: tuple[int, int] | None) -> list[DebugOptions]:
+        """The options to try, in order, for a sidecar that reads the target's memory: least
+        privilege first, the next when the kernel (or the platform) refuses. ``owner`` is the
+        uid and gid every target process runs as, when they share one."""
+        ...
+
     def server_version(self) -> str: ...
 
     def read_archive(self, info: TargetInfo, path: str) -> AbstractContextManager[BinaryIO]:

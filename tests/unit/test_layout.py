@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "distrodebug"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "distrodebug"
 #: Third-party packages fenced to one place each: package -> path prefixes allowed to import it.
 FENCES = {
     "docker": (),  # our own engine client (runtimes/docker/engine.py) replaced the SDK
@@ -49,8 +50,9 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def top_level_imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module, names) of imports that run when the module is imported (not TYPE_CHECKING ones)."""
+def runtime_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every import that can run: at the top and inside functions alike (a
+    cycle closed by a function's import is a cycle still), but not TYPE_CHECKING ones."""
     tree = ast.parse(path.read_text())
     found: list[tuple[str, list[str]]] = []
 
@@ -60,10 +62,14 @@ def top_level_imports(path: Path) -> list[tuple[str, list[str]]]:
                 found.extend((alias.name, []) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
                 found.append((node.module, [alias.name for alias in node.names]))
-            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
-                visit(node.body)
-            elif isinstance(node, ast.Try):
-                visit(node.body)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+            else:
+                for child in ast.iter_child_nodes(node):
+                    if isinstance(child, ast.stmt):
+                        visit([child])
+                    elif isinstance(child, ast.ExceptHandler):
+                        visit(child.body)
 
     visit(tree.body)
     return found
@@ -83,14 +89,18 @@ def test_no_import_cycle() -> None:
     known = modules()
     graph: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
-        for module, names in top_level_imports(path):
+        for module, names in runtime_imports(path):
             if not module.startswith("distrodebug"):
                 continue
-            for imported in names:
+            for imported in names or [""]:
                 # `from pkg import mod` depends on the module, not on the package's __init__
                 target = f"{module}.{imported}" if f"{module}.{imported}" in known else module
-                if target != name and not name.startswith(target + "."):
-                    graph[name].add(target)
+                # importing a module runs its packages' __init__ first
+                parts = target.split(".")
+                for depth in range(2, len(parts) + 1):
+                    needed = ".".join(parts[:depth])
+                    if needed in known and needed != name and not name.startswith(needed + "."):
+                        graph[name].add(needed)
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -109,6 +119,19 @@ def test_no_import_cycle() -> None:
     for node in sorted(graph):
         if node not in state:
             walk(node)
+
+
+def test_only_the_command_line_and_the_entry_point_import_the_command_line() -> None:
+    """The core reports through session.UI and returns results; the command line draws them."""
+    offenders = []
+    for path in modules().values():
+        rel = str(path.relative_to(PACKAGE))
+        if rel.startswith("cli/") or rel == "entry.py":
+            continue
+        if any(m == "distrodebug.cli" or m.startswith("distrodebug.cli.")
+               for m, _ in runtime_imports(path)):
+            offenders.append(rel)
+    assert not offenders, f"the core imports distrodebug.cli: {offenders}"
 
 
 @pytest.mark.parametrize("package", sorted(FENCES))
@@ -155,3 +178,107 @@ def test_the_docker_runtime_needs_neither_the_sdk_nor_requests() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
+
+
+def private_uses(path: Path, known: dict[str, Path]) -> list[str]:
+    """Where ``path`` uses a private name of another of our modules: ``from m import _x``,
+    ``m._x``, or setattr/getattr/hasattr(m, "_x") (a test patching a private constant)."""
+    tree = ast.parse(path.read_text())
+    ours: set[str] = set()  # local names bound to one of our modules
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            ours.update(a.asname or a.name.split(".")[0] for a in node.names
+                        if a.name.startswith("distrodebug"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("distrodebug"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
+                if f"{node.module}.{alias.name}" in known:
+                    ours.add(alias.asname or alias.name)
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    def of_ours(node: ast.expr) -> bool:
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in ours
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr) and of_ours(node.value):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif (isinstance(node, ast.Call) and ast.unparse(node.func).endswith(("setattr", "getattr",
+                                                                               "hasattr"))
+              and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+              and isinstance(node.args[1].value, str) and private(node.args[1].value)
+              and of_ours(node.args[0])):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    """A private name is the module's own: no other module, test or benchmark imports, reads or
+    patches it (a test that patches one through hasattr stops patching silently on a rename)."""
+    known = modules()
+    offenders = []
+    for folder in ("distrodebug", "tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            offenders += [f"{path.relative_to(ROOT)}:{use}" for use in private_uses(path, known)]
+    assert not offenders, "private names used across modules:\n" + "\n".join(offenders)
+
+
+def runtime_branches(path: Path) -> list[str]:
+    """Comparisons of a runtime's kind with "docker" or "kubernetes" (``target.runtime ==
+    "docker"``, ``runtime.kind != "kubernetes"``, ``kind in ("docker", ...)``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        words: list[object] = []
+        for side in sides:
+            if isinstance(side, ast.Constant):
+                words.append(side.value)
+            elif isinstance(side, ast.Tuple | ast.List | ast.Set):
+                words += [e.value for e in side.elts if isinstance(e, ast.Constant)]
+        if any(word in ("docker", "kubernetes") for word in words):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+#: Where naming a runtime is the point: the target grammar (target.py, cp.py's endpoints), the
+#: runtimes themselves and the command line that opens them.
+RUNTIME_WORDS_ALLOWED = ("target.py", "cp.py", "runtimes/", "cli/")
+
+
+def test_the_core_has_no_runtime_specific_branch() -> None:
+    """What differs between runtimes is a Runtime method, not an if in the core."""
+    offenders = []
+    for path in modules().values():
+        rel = str(path.relative_to(PACKAGE))
+        if not rel.startswith(RUNTIME_WORDS_ALLOWED):
+            offenders += [f"{rel}:{branch}" for branch in runtime_branches(path)]
+    assert not offenders, "runtime-specific branches in the core:\n" + "\n".join(offenders)
+
+
+def test_unit_tests_import_nothing_that_needs_an_sdk() -> None:
+    """tests/unit imports without the kubernetes SDK and websocket: a pure builder is imported
+    from its pure module, not through the runtime that uses it."""
+    known = modules()
+    used = set()
+    for path in sorted((ROOT / "tests" / "unit").rglob("*.py")):
+        for module, names in runtime_imports(path):
+            used |= {name for name in [module, *(f"{module}.{n}" for n in names)] if name in known}
+    code = (
+        "import importlib, sys\n"
+        "for name in ('kubernetes', 'websocket'):\n"
+        "    sys.modules[name] = None\n"
+        f"for m in {sorted(used)!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(m)\n"
+        "    except ImportError as exc:\n"
+        "        print(m, exc)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert ran.returncode == 0 and not ran.stdout, ran.stdout + ran.stderr

@@ -12,6 +12,7 @@ from typing import BinaryIO
 import pytest
 
 from distrodebug import session
+from distrodebug.audit.witness import Witness
 from distrodebug.errors import Interrupted, TargetChanged, TargetNotDebuggable, UsageError
 from distrodebug.model import (
     STDOUT,
@@ -130,6 +131,12 @@ class FakeRuntime:
     def gone_hint(self, info: TargetInfo) -> str:
         return "ask the fake what happened"
 
+    def audit_identity(self, info: TargetInfo) -> dict[str, str]:
+        return {"container_id": f"fake-{info.id}", "fake_slot": "7"}
+
+    def memory_attempts(self, options: DebugOptions, owner: tuple[int, int] | None) -> list[DebugOptions]:
+        return [options]
+
     def server_version(self) -> str:
         return "1"
 
@@ -227,3 +234,18 @@ def test_banner_takes_the_runtimes_words_for_where_the_user_is() -> None:
     line = session.banner(info, "join", priv, "tools:1", "in the target's root")
     assert line == ("distrodebug: web (app:1, running) · sidecar tools:1 as root: the target runs "
                     "as root · in the target's root")
+
+
+@pytest.mark.usefixtures("private_state")
+def test_the_audit_entry_names_the_target_with_the_runtimes_own_ids() -> None:
+    """The witness asks the runtime which IDs tie the entry to the platform's records; it does
+    not guess them from the runtime's name."""
+    runtime = FakeRuntime()
+    target = Target("container", "web")
+    witness = Witness("exec", ["exec", "web", "--", "true"], target, "a test", record=False, ui=_UI())
+    with session.witnessed_by(witness):
+        result, _ = _run(runtime, session.SessionRequest(target, ("true",)))
+    entry = witness.finish(result.exit_code)
+    assert entry["target"]["runtime"] == "fake"
+    assert entry["target"]["container_id"] == "fake-t1" and entry["target"]["fake_slot"] == "7"
+    assert entry["target"]["image_id"] == "sha256:1" and entry["mode"] == "join"

@@ -330,7 +330,7 @@ def json_objects(source: io.BufferedReader) -> Iterator[Any]:
         raise EngineUnreachable(f"the engine's progress stream ended mid-object: {pending[:80]!r}")
 
 
-def _raise_progress_error(item: Any) -> None:
+def raise_progress_error(item: Any) -> None:
     if isinstance(item, dict) and item.get("error"):
         detail = item.get("errorDetail") or {}
         raise APIError(int(detail.get("code") or 500) if isinstance(detail, dict) else 500,
@@ -579,7 +579,7 @@ class EngineClient:
                                params={"all": all or None, "filters": dict(filters or {}) or None}))
 
     def inspect_container(self, container: str) -> dict[str, Any]:
-        return dict(self._json("GET", f"/containers/{_q(container)}/json"))
+        return dict(self._json("GET", f"/containers/{quote_part(container)}/json"))
 
     def create_host_config(self, **options: Any) -> dict[str, Any]:
         return host_config(**options)
@@ -590,25 +590,25 @@ class EngineClient:
                                json_body=container_config(image, **options)))
 
     def start(self, container: str) -> None:
-        self._request("POST", f"/containers/{_q(container)}/start")
+        self._request("POST", f"/containers/{quote_part(container)}/start")
 
     def stop(self, container: str, timeout: int = 10) -> None:
-        self._request("POST", f"/containers/{_q(container)}/stop", params={"t": timeout},
+        self._request("POST", f"/containers/{quote_part(container)}/stop", params={"t": timeout},
                       timeout=self.timeout + timeout)
 
     def wait(self, container: str, timeout: float | None = None) -> dict[str, Any]:
         """The exit status once the container stopped; EngineUnreachable(timeout=True) after
         ``timeout`` seconds without an answer."""
-        return dict(self._json("POST", f"/containers/{_q(container)}/wait", timeout=timeout))
+        return dict(self._json("POST", f"/containers/{quote_part(container)}/wait", timeout=timeout))
 
     def remove_container(self, container: str, v: bool = False, force: bool = False) -> None:
-        self._request("DELETE", f"/containers/{_q(container)}", params={"v": v, "force": force})
+        self._request("DELETE", f"/containers/{quote_part(container)}", params={"v": v, "force": force})
 
     def resize(self, container: str, height: int, width: int) -> None:
-        self._request("POST", f"/containers/{_q(container)}/resize", params={"h": height, "w": width})
+        self._request("POST", f"/containers/{quote_part(container)}/resize", params={"h": height, "w": width})
 
     def diff(self, container: str) -> list[Any] | None:
-        found = self._json("GET", f"/containers/{_q(container)}/changes")
+        found = self._json("GET", f"/containers/{quote_part(container)}/changes")
         return list(found) if found else None
 
     def logs(self, container: str, tail: int | str = "all", timestamps: bool = False) -> bytes:
@@ -620,7 +620,7 @@ class EngineClient:
         """The logs in pieces, frame headers removed without a TTY: a log of any size passes
         through in bounded memory (the caller keeps what it wants of it)."""
         tty = bool((self.inspect_container(container).get("Config") or {}).get("Tty"))
-        answer = self._stream("GET", f"/containers/{_q(container)}/logs", params={
+        answer = self._stream("GET", f"/containers/{quote_part(container)}/logs", params={
             "stdout": True, "stderr": True, "timestamps": timestamps, "tail": tail})
         with contextlib.closing(answer):
             yield from answer.chunks() if tty else demultiplexed(answer.chunks())
@@ -648,7 +648,7 @@ class EngineClient:
 
     def attach_socket(self, container: str, params: Mapping[str, Any]) -> socket.socket:
         """The hijacked attach stream (stream.DockerStream reads and writes it)."""
-        return self._hijack(f"/containers/{_q(container)}/attach", params=params)
+        return self._hijack(f"/containers/{quote_part(container)}/attach", params=params)
 
     def exec_create(self, container: str, cmd: list[str], stdin: bool = False, stdout: bool = True,
                     stderr: bool = True, tty: bool = False,
@@ -657,34 +657,34 @@ class EngineClient:
                                 "AttachStderr": stderr, "Tty": tty, "Cmd": cmd}
         if environment:
             body["Env"] = [f"{name}={value}" for name, value in environment.items()]
-        return dict(self._json("POST", f"/containers/{_q(container)}/exec", json_body=body))
+        return dict(self._json("POST", f"/containers/{quote_part(container)}/exec", json_body=body))
 
     def exec_start(self, exec_id: str, tty: bool = False) -> socket.socket:
         """Start an exec and hand back its hijacked stream."""
-        return self._hijack(f"/exec/{_q(exec_id)}/start", json_body={"Detach": False, "Tty": tty})
+        return self._hijack(f"/exec/{quote_part(exec_id)}/start", json_body={"Detach": False, "Tty": tty})
 
     def exec_start_detached(self, exec_id: str) -> None:
         """Start an exec nobody reads: the engine answers once it runs."""
-        self._request("POST", f"/exec/{_q(exec_id)}/start", json_body={"Detach": True, "Tty": False})
+        self._request("POST", f"/exec/{quote_part(exec_id)}/start", json_body={"Detach": True, "Tty": False})
 
     def exec_inspect(self, exec_id: str) -> dict[str, Any]:
         """Running, ExitCode, Pid... of an exec."""
-        return dict(self._json("GET", f"/exec/{_q(exec_id)}/json"))
+        return dict(self._json("GET", f"/exec/{quote_part(exec_id)}/json"))
 
     # -- archives -----------------------------------------------------------------------------
     def put_archive(self, container: str, path: str, data: bytes | BinaryIO) -> None:
         """Unpack a tar (bytes, or a file streamed in chunks) into ``path`` of the container."""
-        self._request("PUT", f"/containers/{_q(container)}/archive", params={"path": path},
+        self._request("PUT", f"/containers/{quote_part(container)}/archive", params={"path": path},
                       body=data, headers={"Content-Type": "application/x-tar"})
 
     def get_archive(self, container: str, path: str) -> tuple[Streamed, dict[str, Any]]:
         """``path`` as a tar stream (close it when done) and its stat."""
-        stream = self._stream("GET", f"/containers/{_q(container)}/archive", params={"path": path})
+        stream = self._stream("GET", f"/containers/{quote_part(container)}/archive", params={"path": path})
         return stream, decode_path_stat(stream.headers.get("X-Docker-Container-Path-Stat"))
 
     def archive_stat(self, container: str, path: str) -> dict[str, Any]:
         """The stat of ``path`` in the container (HEAD of the archive API); NotFound if none."""
-        _, headers, _ = self._request("HEAD", f"/containers/{_q(container)}/archive",
+        _, headers, _ = self._request("HEAD", f"/containers/{quote_part(container)}/archive",
                                       params={"path": path})
         return decode_path_stat(headers.get("X-Docker-Container-Path-Stat"))
 
@@ -694,7 +694,7 @@ class EngineClient:
                                params={"filters": dict(filters or {}) or None}))
 
     def inspect_image(self, image: str) -> dict[str, Any]:
-        return dict(self._json("GET", f"/images/{_q(image)}/json"))
+        return dict(self._json("GET", f"/images/{quote_part(image)}/json"))
 
     def pull(self, repository: str, tag: str | None = None) -> Iterator[Any]:
         """Pull, yielding the progress objects; APIError for an error the stream reports."""
@@ -702,7 +702,7 @@ class EngineClient:
                               headers={"X-Registry-Auth": registry_auth(repository)})
         with contextlib.closing(stream):
             for item in json_objects(io.BufferedReader(stream)):
-                _raise_progress_error(item)
+                raise_progress_error(item)
                 yield item
 
     def import_image_from_file(self, filename: str, repository: str,
@@ -714,18 +714,18 @@ class EngineClient:
                 headers={"Content-Type": "application/tar"})
             with contextlib.closing(stream):
                 for item in json_objects(io.BufferedReader(stream)):
-                    _raise_progress_error(item)
+                    raise_progress_error(item)
 
     def export_image(self, image: str) -> Streamed:
         """The image as ``docker save`` writes it (a tar stream; close it when done)."""
-        return self._stream("GET", f"/images/{_q(image)}/get")
+        return self._stream("GET", f"/images/{quote_part(image)}/get")
 
     def tag(self, image: str, repository: str, tag: str | None = None, force: bool = False) -> None:
-        self._request("POST", f"/images/{_q(image)}/tag",
+        self._request("POST", f"/images/{quote_part(image)}/tag",
                       params={"repo": repository, "tag": tag, "force": force or None})
 
     def remove_image(self, image: str, force: bool = False, noprune: bool = False) -> None:
-        self._request("DELETE", f"/images/{_q(image)}", params={"force": force, "noprune": noprune})
+        self._request("DELETE", f"/images/{quote_part(image)}", params={"force": force, "noprune": noprune})
 
     # -- volumes ------------------------------------------------------------------------------
     def create_volume(self, name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -737,10 +737,10 @@ class EngineClient:
                     or {})
 
     def remove_volume(self, name: str, force: bool = False) -> None:
-        self._request("DELETE", f"/volumes/{_q(name)}", params={"force": force})
+        self._request("DELETE", f"/volumes/{quote_part(name)}", params={"force": force})
 
 
-def _q(name: str) -> str:
+def quote_part(name: str) -> str:
     """A name or image reference as a path segment (a reference keeps its / and :)."""
     return quote(name, safe="/:@")
 

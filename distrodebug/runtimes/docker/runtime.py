@@ -509,6 +509,17 @@ class DockerRuntime:
         return (f"Run 'docker ps -a --filter id={info.id[:12]}' to see what happened to it; "
                 "'distrodebug shell' on a stopped container opens a copy of its last filesystem.")
 
+    def audit_identity(self, info: TargetInfo) -> dict[str, str]:
+        return {"container_id": info.id}
+
+    def memory_attempts(self, options: DebugOptions, owner: tuple[int, int] | None) -> list[DebugOptions]:
+        """As the processes' own uid:gid with no capability when they share one (a process that
+        made itself non-dumpable refuses that); then root keeping SYS_PTRACE and DAC_READ_SEARCH
+        (privileges.for_job)."""
+        if owner is None:
+            return [options]
+        return [dataclasses.replace(options, user=f"{owner[0]}:{owner[1]}"), options]
+
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
         """docker inspect, the declared environment and the changes against the image."""
         raw = info.raw

@@ -8,6 +8,7 @@ bounded and end early on states the kubelet will not leave by itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import socket
 import time
@@ -44,6 +45,7 @@ from distrodebug.runtimes.kubernetes.spec import (
     container_state,
     container_status,
     custody_identity,
+    label_selector,
     pick_container,
 )
 from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
@@ -292,6 +294,18 @@ class KubernetesRuntime:
         return self.kube.create_event(
             kubeevents.debugged(info.raw, info.container, message, socket.gethostname(), stamp))
 
+    def audit_identity(self, info: TargetInfo) -> dict[str, str]:
+        meta = info.raw.get("metadata") or {}
+        return {"pod": info.name, "pod_uid": str(meta.get("uid", "")), "namespace": info.namespace,
+                "container": info.container, "container_id": info.container_id}
+
+    def memory_attempts(self, options: DebugOptions, owner: tuple[int, int] | None) -> list[DebugOptions]:
+        """The dump's own debugger first (`auto` picks the target's uid, or root with the
+        default capabilities); then kubectl's `general` profile (SYS_PTRACE) as root. Pod
+        Security is checked before that debugger is sent, and a refusal is an error, not auto's
+        quiet step down."""
+        return [options, dataclasses.replace(options, user="0", profile="general")]
+
     def gone_hint(self, info: TargetInfo) -> str:
         return (f"Run 'kubectl get pod {info.name} -n {self.namespace}' and 'kubectl get events -n "
                 f"{self.namespace} --field-selector involvedObject.name={info.name}' to see what "
@@ -372,18 +386,3 @@ class KubeRelay:
     def remove(self) -> None:
         pass  # nothing was created in the cluster
 
-
-def label_selector(selector: dict[str, Any]) -> str:
-    """A LabelSelector object (matchLabels and matchExpressions) as the query-string form."""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)

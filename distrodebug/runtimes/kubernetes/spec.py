@@ -202,3 +202,19 @@ def custody_identity(pod: Mapping[str, Any], container: str) -> dict[str, Any]:
         "image_digest": image_id.rpartition("@")[2] if "@" in image_id else image_id or None,
         "repo_digests": [image_id] if "@" in image_id else [],
     }
+
+
+def label_selector(selector: dict[str, Any]) -> str:
+    """A LabelSelector object (matchLabels and matchExpressions) as the query-string form."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)

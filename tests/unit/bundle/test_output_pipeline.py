@@ -143,8 +143,8 @@ def test_an_interrupt_mid_write_removes_the_partial_bundle_and_stops_the_workers
 
 def _pipeline_capacity() -> int:
     """Bytes that can be in flight at once: read buffers plus the queue of pieces."""
-    piece = max(dump_module._PIECE, output_module._STAGE)
-    return output_module._READ_BUFFERS * output_module.READ_BUFFER + output_module._IN_FLIGHT * piece
+    piece = max(dump_module.PIECE, output_module.STAGE)
+    return output_module.READ_BUFFERS * output_module.READ_BUFFER + output_module.IN_FLIGHT * piece
 
 
 @pytest.mark.parametrize("name", ["b.tar.zst", "b.tar.gz", "b.tar"])

@@ -17,8 +17,8 @@ from distrodebug.bundle.options import (
 )
 from distrodebug.bundle.script import (
     MAX_EMBEDDED_PATHS,
-    _marker_parts,
     fs_stream_script,
+    marker_parts,
     parse_skip_lines,
 )
 from distrodebug.bundle.tar.reader import MARK_SUFFIX_BATCH
@@ -60,7 +60,7 @@ def test_changed_only_start_points_and_fallback() -> None:
 
 def test_marker_checksum_matches_tarfile() -> None:
     nonce = "0123456789abcdef0123456789abcdef"
-    middle, tail, base = _marker_parts(MARK_SUFFIX_BATCH)
+    middle, tail, base = marker_parts(MARK_SUFFIX_BATCH)
     block = tarfile.TarInfo(nonce + MARK_SUFFIX_BATCH)
     block.mode = 0o644
     expected = block.tobuf(tarfile.USTAR_FORMAT)

@@ -195,8 +195,8 @@ def test_encrypted_openssh_key_is_refused_before_any_prompt(tmp_path: Path) -> N
         assert not asked
     else:
         assert sshsig.load_key(path.read_bytes(), passphrase).public_key
-    assert sshsig._openssh_encrypted(path.read_bytes())
-    assert not sshsig._openssh_encrypted(_key(tmp_path, "ecdsa").read_bytes())
+    assert sshsig.openssh_encrypted(path.read_bytes())
+    assert not sshsig.openssh_encrypted(_key(tmp_path, "ecdsa").read_bytes())
 
 
 def test_signers_validity_window_and_signature_symlink(tmp_path: Path) -> None:

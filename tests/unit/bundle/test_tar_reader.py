@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from distrodebug.bundle import output as output_module
 from distrodebug.bundle import writer as dump_module
 from distrodebug.bundle.format import verify_bundle
 from distrodebug.bundle.options import DumpOptions
@@ -267,16 +268,19 @@ def test_nonce_in_the_first_marker_only() -> None:
 
 @pytest.fixture
 def tiny_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Buffers, pieces and queue far smaller than the content: every buffer is recycled often."""
-    for name, value in {
-        "_READ_BUFFER": 1 << 17, "_READ_BUFFERS": 2, "_OFFLOAD": 20_000, "_PIECE": 50_000,
-        "_STAGE": 8192, "_IN_FLIGHT": 2, "_WRITEBACK": 100_000, "_MANIFEST_BATCH": 3,
-    }.items():  # fmt: skip
-        import distrodebug.bundle.output as dumpout_module
+    """Buffers, pieces and queue far smaller than the content: every buffer is recycled often.
 
-        for module in (dump_module, dumpout_module):  # the worker lives in dumpout
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, value)
+    Each size is set by name on the module that owns it: a renamed one fails here instead of
+    being left at its real size."""
+    sizes = {
+        output_module: {"READ_BUFFER": 1 << 17, "READ_BUFFERS": 2, "STAGE": 8192, "IN_FLIGHT": 2,
+                        "WRITEBACK": 100_000},
+        dump_module: {"READ_BUFFER": 1 << 17, "OFFLOAD": 20_000, "PIECE": 50_000,
+                      "MANIFEST_BATCH": 3},
+    }
+    for module, values in sizes.items():
+        for name, value in values.items():
+            monkeypatch.setattr(module, name, value)
 
 
 @pytest.mark.parametrize("name", ["b.tar", "b.tar.zst", "b.tar.gz"])

@@ -167,8 +167,8 @@ def test_query_encodes_as_docker_py_does() -> None:
 
 
 def test_names_keep_a_reference_readable_in_the_path() -> None:
-    assert engine._q("registry:5000/team/app:1") == "registry:5000/team/app:1"
-    assert engine._q("a b?c") == "a%20b%3Fc"
+    assert engine.quote_part("registry:5000/team/app:1") == "registry:5000/team/app:1"
+    assert engine.quote_part("a b?c") == "a%20b%3Fc"
 
 
 def test_host_config_from_docker_py_names() -> None:
@@ -241,7 +241,7 @@ def test_progress_objects_across_chunk_boundaries() -> None:
 
 def test_a_progress_error_is_an_api_error() -> None:
     with pytest.raises(APIError, match="manifest unknown"):
-        engine._raise_progress_error({"errorDetail": {"message": "manifest unknown"},
+        engine.raise_progress_error({"errorDetail": {"message": "manifest unknown"},
                                       "error": "manifest unknown"})
 
 

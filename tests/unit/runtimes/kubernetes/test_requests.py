@@ -8,8 +8,7 @@ from distrodebug.cli.words import pflag_booleans
 from distrodebug.errors import UsageError
 from distrodebug.runtimes.kubernetes.errors import pss_containers
 from distrodebug.runtimes.kubernetes.profiles import PROFILE_CONTEXT, request_context
-from distrodebug.runtimes.kubernetes.runtime import label_selector
-from distrodebug.runtimes.kubernetes.spec import merge_custom, request_hash
+from distrodebug.runtimes.kubernetes.spec import label_selector, merge_custom, request_hash
 
 RESTRICTED = PROFILE_CONTEXT["restricted"]
 
