@@ -87,7 +87,7 @@ def list_(
 
 
 def forward(
-    target: Annotated[str, typer.Argument(help="Container name or ID.",
+    target: Annotated[str, typer.Argument(help="Container name or ID, or pod/NAME.",
                                           autocompletion=complete_target)],
     ports: Annotated[str, typer.Argument(help="[LOCAL:]REMOTE_PORT; LOCAL 0 picks a free port.")],
     address: Annotated[

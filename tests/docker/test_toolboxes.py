@@ -105,3 +105,12 @@ def test_toolbox_list_shows_built_images(dd: Any) -> None:
     ran = dd("toolbox", "list", "-o", "json")
     assert ran.code == 0, ran.err
     assert '"name": "trace"' in ran.out and '"strace"' in ran.out
+
+
+def test_toolbox_build_command_reuses_by_content_and_refuses_unknown_names(dd: Any) -> None:
+    built("trace")
+    ran = dd("toolbox", "build", "trace", timeout=300)
+    assert ran.code == 0, ran.err
+    assert "reused distrodebug/trace:1" in ran.err and "gdb, lsof, ltrace, strace" in ran.err
+    unknown = dd("toolbox", "build", "no-such-box")
+    assert unknown.code == 2 and "busybox, net, trace, python" in unknown.err, unknown.err

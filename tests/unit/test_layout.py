@@ -282,3 +282,17 @@ def test_unit_tests_import_nothing_that_needs_an_sdk() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert ran.returncode == 0 and not ran.stdout, ran.stdout + ran.stderr
+
+
+def test_every_sdk_the_package_imports_is_a_named_dependency() -> None:
+    """Issue 9, item 5: `pip install .` must be enough for pod targets (the kubernetes client
+    was once an extra, and `shell pod/x` ended in ModuleNotFoundError)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    named = {re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0].lower() for dep in project["dependencies"]}
+    distribution = {"websocket": "websocket-client"}  # import name -> what pip installs
+    for sdk, allowed in FENCES.items():
+        if allowed:
+            assert distribution.get(sdk, sdk) in named, f"{sdk} is imported but not a dependency"

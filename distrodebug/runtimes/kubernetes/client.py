@@ -49,7 +49,8 @@ def _plugin_errors() -> Iterator[list[str]]:
 class KubeClient:
     """The cluster kubectl would talk to: KUBECONFIG, --context, in-cluster config."""
 
-    def __init__(self, context: str | None = None, namespace: str | None = None) -> None:
+    def __init__(self, context: str | None = None, namespace: str | None = None,
+                 retries: int | None = None) -> None:
         self.configuration = client.Configuration()
         try:
             contexts, active = config.list_kube_config_contexts()
@@ -86,6 +87,8 @@ class KubeClient:
                 default_ns = handle.read().strip()
         self.namespace = namespace or default_ns
         self.endpoint = str(self.configuration.host)
+        if retries is not None:  # urllib3 retries a failed request 3 times by default
+            self.configuration.retries = retries
         self.api = client.ApiClient(self.configuration)
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -213,8 +216,9 @@ class KubeClient:
 
 
 def pod_names(timeout: float = 0.5) -> list[str]:
-    """Names of the pods in the current context's namespace, for shell completion: one list call."""
-    kube = KubeClient()
+    """Names of the pods in the current context's namespace, for shell completion: one list call,
+    never retried (a Tab press waits ``timeout`` at most for the API)."""
+    kube = KubeClient(retries=0)
     with kube.calls("listing pods"):
         listed = kube.request("GET", kube.pods_path(), timeout=timeout)
     return sorted(p["metadata"]["name"] for p in listed.get("items") or [])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 
 def complete(shell: str, words: str, cword: int | None = None, **extra: str) -> str:
@@ -41,3 +46,31 @@ def test_install_completion_is_offered() -> None:
     done = subprocess.run([sys.executable, "-m", "distrodebug", "--help"], capture_output=True,
                           text=True, timeout=30)
     assert "--install-completion" in done.stdout
+
+
+def test_pod_completion_asks_a_silent_api_server_once(tmp_path: Path) -> None:
+    """Each Tab press waits at most one 0.5 s request: urllib3's default retries made it four
+    (2 s and more per press) when the API server accepted connections but never answered."""
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        def hold() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    accepted.append(silent.accept()[0])
+
+        threading.Thread(target=hold, daemon=True).start()
+        config = tmp_path / "kubeconfig"
+        config.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "silent",
+            "clusters": [{"name": "silent", "cluster": {
+                "server": f"https://127.0.0.1:{silent.getsockname()[1]}",
+                "insecure-skip-tls-verify": True}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "silent", "context": {"cluster": "silent", "user": "u"}}]}))
+        out = complete("bash", "distrodebug shell pod/", KUBECONFIG=str(config),
+                       DOCKER_HOST="unix:///nonexistent.sock")
+        connections = len(accepted)
+    for conn in accepted:
+        conn.close()
+    assert out.strip() == ""
+    assert connections == 1, f"{connections} connections for one Tab press"
