@@ -55,9 +55,10 @@ def notice(text: str) -> None:
 
 
 def error(paragraph: str) -> None:
-    """An error as one paragraph on stderr."""
+    """An error as one paragraph on stderr, control characters escaped: errors name files,
+    processes and objects that came from a target (cp's refused entries, say)."""
     prefix = "distrodebug: error: "
-    sys.stderr.write(prefix + paragraph + "\n")
+    sys.stderr.write(prefix + printable(paragraph) + "\n")
     sys.stderr.flush()
 
 
