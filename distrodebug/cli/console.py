@@ -70,16 +70,28 @@ def emit_json(kind: str, data: Any) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A table of data on stdout."""
-    from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False, soft_wrap=False)
+    out = _stdout_console(highlight=False, soft_wrap=False)
     grid = Table(title=title, title_justify="left", show_edge=False, box=None, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*(_plain(cell) for cell in row))
     out.print(grid)
+
+
+def _stdout_console(**options: Any) -> Any:
+    """A rich Console on stdout that lets a broken pipe be one: rich's own answer is exit 1,
+    which for verify or image means "check failed" (the command line makes it 141)."""
+    from rich.console import Console
+
+    class _Stdout(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Stdout(**options)
 
 
 def _plain(value: object) -> Any:
@@ -90,9 +102,7 @@ def _plain(value: object) -> Any:
 
 def heading(text: str) -> None:
     """A section heading on stdout (the demo's steps)."""
-    from rich.console import Console
-
-    Console(highlight=False).print(f"\n[bold cyan]== {text}[/]")
+    _stdout_console(highlight=False).print(f"\n[bold cyan]== {text}[/]")
 
 
 @contextmanager
