@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,7 +29,7 @@ from distrodebug.bundle.options import DumpOptions, SkippedEntry
 from distrodebug.bundle.redact import redact_text
 from distrodebug.bundle.sshsig import Signer
 from distrodebug.bundle.writer import DumpInfo, DumpResult, SideFile, write_bundle
-from distrodebug.errors import BundleError, DistrodebugError, Interrupted, UsageError
+from distrodebug.errors import BundleError, DistrodebugError, ExitCode, Interrupted, UsageError
 from distrodebug.model import DebugOptions, TargetInfo
 from distrodebug.runtimes.base import Runtime
 from distrodebug.settings import Settings
@@ -78,19 +79,45 @@ def dump(
     """
     record = custody.Record(custody.command_line(command),
                             signer=signature.signer_record(signer) if signer else None)
+    before = _file_identity(out)
     try:
         with terminal.hangup_signals():
             result = _dump(target, out, options, runtime, settings, ui, progress, record)
     except terminal.Hangup as exc:
-        raise Interrupted(f"Received {exc}; no bundle was written and nothing was left behind.",
-                          exit_code=128 + exc.signum) from None
+        raise _interrupted(f"Received {exc}", out, before, 128 + exc.signum,
+                           "nothing was left behind") from None
     except KeyboardInterrupt:
-        raise Interrupted("Interrupted; no bundle was written and nothing was left behind.") from None
+        raise _interrupted("Interrupted", out, before, ExitCode.INTERRUPTED,
+                           "nothing was left behind") from None
     except Interrupted as exc:
-        raise Interrupted(f"{exc.message.rstrip('.')}; no bundle was written.",
-                          exit_code=exc.exit_code) from None
+        raise _interrupted(exc.message.rstrip("."), out, before, exc.exit_code, "") from None
     _seal(result, out, signer)
     return result
+
+
+def _file_identity(out: Path) -> tuple[int, int] | None:
+    """The regular file at ``out`` (through a symlink, as the writer goes), or None."""
+    if str(out) == "-":
+        return None
+    try:
+        found = os.stat(out)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
+
+
+def _interrupted(what: str, out: Path, before: tuple[int, int] | None, code: int,
+                 rest: str) -> Interrupted:
+    """The interrupt, saying truly whether a bundle was written: a signal can come after the
+    complete bundle was renamed into place (while the sidecar's command ends)."""
+    now = _file_identity(out)
+    if now is not None and now != before:
+        return Interrupted(
+            f"{what} after {out} was written: the bundle is complete, but its custody log was "
+            "not started and it was not signed.",
+            f"Check the bundle with 'distrodebug verify {out}', or dump again.", exit_code=code)
+    return Interrupted(f"{what}; no bundle was written{' and ' + rest if rest else ''}.",
+                       exit_code=code)
 
 
 def _seal(result: DumpResult, out: Path, signer: Signer | None) -> None:

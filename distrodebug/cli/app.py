@@ -307,6 +307,20 @@ def _fail(code: int, paragraph: str) -> NoReturn:
     raise SystemExit(code)
 
 
+def _reader_gone() -> NoReturn:
+    """Whatever read our stdout went away (`verify B | head -1`): 141, as a shell reports a
+    piped tool, not click's 1, which for verify means "check failed". What is still buffered
+    goes to /dev/null, so the interpreter's last flush cannot fail again."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout to repoint
+        pass
+    finally:
+        os.close(null)
+    raise SystemExit(ExitCode.BROKEN_PIPE)
+
+
 #: exec's options that take no value; every other option of exec takes one.
 _EXEC_FLAGS = {"--privileged", "--stdin", "--no-stdin", "-i", "--copy", "--keep", "--reuse", "-h",
                "--help", "--quiet", "-q", "--attach", "--no-attach", "--same-node",
@@ -344,6 +358,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     prog = "kubectl distrodebug" if os.path.basename(sys.argv[0]).startswith("kubectl") else None
     try:
         code = app(args=args, prog_name=prog or "distrodebug", standalone_mode=False)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+    except SystemExit as exc:
+        # click turns EPIPE into exit 1 after wrapping stdout to silence later flushes.
+        if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _reader_gone()
+        raise
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:

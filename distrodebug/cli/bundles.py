@@ -115,7 +115,9 @@ def dump(
                                   command=("distrodebug", *sys.argv[1:]), signer=signer)
     except DistrodebugError as exc:
         # The bundle is renamed into place only when complete: say what is (not) on disk.
-        if file != "-" and not isinstance(exc, UsageError) and "bundle" not in exc.hint:
+        said = f"{exc.message} {exc.hint}".lower()
+        if file != "-" and not isinstance(exc, UsageError) and "bundle" not in exc.hint \
+                and "no bundle was written" not in said:
             kept = f" ({file} is as it was)" if existed else ""
             exc.hint = f"No bundle was written{kept}. {exc.hint}".strip()
         raise

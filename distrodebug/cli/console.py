@@ -59,9 +59,10 @@ def notice(text: str) -> None:
 
 
 def error(paragraph: str) -> None:
-    """An error as one paragraph on stderr."""
+    """An error as one paragraph on stderr, control characters escaped: errors name files,
+    processes and objects that came from a target (cp's refused entries, say)."""
     prefix = "distrodebug: error: "
-    sys.stderr.write(prefix + paragraph + "\n")
+    sys.stderr.write(prefix + printable(paragraph) + "\n")
     sys.stderr.flush()
 
 
@@ -73,16 +74,28 @@ def emit_json(kind: str, data: Any) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A table of data on stdout."""
-    from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False, soft_wrap=False)
+    out = _stdout_console(highlight=False, soft_wrap=False)
     grid = Table(title=title, title_justify="left", show_edge=False, box=None, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*(_plain(cell) for cell in row))
     out.print(grid)
+
+
+def _stdout_console(**options: Any) -> Any:
+    """A rich Console on stdout that lets a broken pipe be one: rich's own answer is exit 1,
+    which for verify or image means "check failed" (the command line makes it 141)."""
+    from rich.console import Console
+
+    class _Stdout(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Stdout(**options)
 
 
 def _plain(value: object) -> Any:
@@ -93,9 +106,7 @@ def _plain(value: object) -> Any:
 
 def heading(text: str) -> None:
     """A section heading on stdout (the demo's steps)."""
-    from rich.console import Console
-
-    Console(highlight=False).print(f"\n[bold cyan]== {text}[/]")
+    _stdout_console(highlight=False).print(f"\n[bold cyan]== {text}[/]")
 
 
 @contextmanager

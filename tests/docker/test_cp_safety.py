@@ -120,3 +120,55 @@ def test_read_only_root_says_read_only_to_a_non_root_target(dd: Any, make_contai
         ran = dd("cp", str(tmp_path / "f"), f"{target.name}:{dest}")
         assert ran.code == 125 and "read-only" in ran.err, ran.err
     assert changes(target) == []
+
+
+def test_names_from_the_target_cannot_drive_the_terminal(dd: Any, make_container: Any,
+                                                         toolbox: str, tmp_path: Path) -> None:
+    """Item 8: cp's refusals named the target's files raw, so a FIFO named with ESC[2K could
+    erase the line above and retitle the terminal."""
+    target = _target(make_container, toolbox,
+                     "mkdir /h && echo a > /h/plain && mkfifo \"$(printf '/h/f\\033[1A\\033[2Kx')\" "
+                     "&& mknod \"$(printf '/h/d\\033]0;owned\\007')\" c 1 3")
+    ran = dd("cp", f"{target.name}:/h", str(tmp_path / "out"))
+    assert ran.code != 0 and "not copied" in ran.err, ran.err
+    assert "\x1b" not in ran.err and "\x07" not in ran.err, ran.err
+    assert "f\\x1b[1A\\x1b[2Kx" in ran.err  # shown, escaped
+    assert (tmp_path / "out" / "plain").read_text() == "a\n"
+
+
+def test_job_sidecars_keep_only_what_the_job_needs(dd: Any, engine: Any, make_container: Any,
+                                                   toolbox: str, python_image: str,
+                                                   tmp_path: Path) -> None:
+    """Item 18: cp and dump sidecars ran with Docker's default capabilities (NET_RAW, MKNOD,
+    SETUID...), without no-new-privileges or limits. What the kernel says, not only the spec."""
+    from tests.docker.test_warm import warm_of
+
+    root = _target(make_container, toolbox, "true")
+    nonroot = make_container(python_image, user="65532")
+    (tmp_path / "f").write_text("x")
+    for args in (("cp", f"{root.name}:/etc/hostname", str(tmp_path / "h")),
+                 ("cp", str(tmp_path / "f"), f"{root.name}:/tmp/"),
+                 ("cp", str(tmp_path / "f"), f"{nonroot.name}:/tmp/"),
+                 ("dump", nonroot.name, "--path", "/app", "-f", str(tmp_path / "b.tar"))):
+        ran = dd(*args)
+        assert ran.code == 0, (args, ran.err)
+    bits = {"CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "SETGID": 6,
+            "SETUID": 7, "SYS_CHROOT": 18, "SYS_PTRACE": 19}
+    read = {"SYS_CHROOT", "SYS_PTRACE", "DAC_READ_SEARCH"}
+    want = {root.name: [read, {"SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE", "FOWNER", "CHOWN"}],
+            nonroot.name: [read, {"SETUID", "SETGID"}]}
+    for target in (root, nonroot):
+        seen = []
+        for sidecar in warm_of(engine, target):
+            host = sidecar.attrs["HostConfig"]
+            assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+            assert host["PidsLimit"] == 256 and host["Memory"] == 256 << 20
+            code, out = sidecar.exec_run(["cat", "/proc/self/status"])
+            assert code == 0, out
+            status = dict(line.split(":\t", 1) for line in out.decode().splitlines() if ":\t" in line)
+            assert status["NoNewPrivs"].strip() == "1"
+            effective = int(status["CapEff"], 16)
+            assert int(status["CapBnd"], 16) == effective
+            seen.append({name for name, bit in bits.items() if effective & (1 << bit)})
+            assert effective == sum(1 << bits[name] for name in seen[-1]), hex(effective)
+        assert sorted(seen, key=sorted) == sorted(want[target.name], key=sorted), target.name

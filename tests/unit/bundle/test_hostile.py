@@ -260,3 +260,21 @@ def test_non_utf8_path_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err, _ = cli("dump", "web", "-f", str(tmp_path / "b.tar"),
                           "--path", os.fsdecode(b"/caf\xe9"))
     assert code == 2 and "--path" in err and "Traceback" not in err, err
+
+
+# -- 13: a broken stdout pipe is 141, not "check failed" --------------------------------------------
+
+@pytest.mark.parametrize("command", ["verify", "report"])
+def test_broken_stdout_pipe_is_141_not_check_failed(tmp_path: Path, command: str) -> None:
+    """`distrodebug verify B | head -c1`: the reader gone made click exit 1, which for verify
+    means the bundle failed its check."""
+    path = bundle(tmp_path)
+    read, write = os.pipe()
+    os.close(read)  # the reader went away before a byte was written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "distrodebug", command, str(path)],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
