@@ -154,7 +154,7 @@ def _dump(
     record: custody.Record,
 ) -> DumpResult:
     if out.exists() and out.is_dir():
-        raise BundleError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
+        raise UsageError(f"{out} is a directory.", "Name a file such as incident.tar.zst.")
     with record.phase("identity", "which target: the runtime's inspect"):
         info = runtime.inspect(target)
         mode, _ = runtime.privileges(info, DebugOptions())

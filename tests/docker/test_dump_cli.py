@@ -111,3 +111,9 @@ def test_dump_errors_leave_no_partial_file(dd: Any, tmp_path: Path) -> None:
     assert ran.code == 125 and "Traceback" not in ran.err
     assert list(tmp_path.iterdir()) == []
     assert dd("verify", str(tmp_path / "missing.tar")).code != 0
+    # A directory named as the bundle is the command line's mistake (2), said before the target
+    # is looked up, and the directory is left as it was.
+    (tmp_path / "d").mkdir()
+    ran = dd("dump", "no-such-container-xyz", "-f", str(tmp_path / "d"))
+    assert ran.code == 2 and "is a directory" in ran.err and "Traceback" not in ran.err
+    assert list((tmp_path / "d").iterdir()) == []
