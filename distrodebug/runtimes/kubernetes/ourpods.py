@@ -87,7 +87,9 @@ def start_pod(kube: KubeClient, spec: SidecarSpec, info: TargetInfo,
             kube.delete_pod(info.name)
             sidecar.notes.append(f"deleted the original pod {info.name} (--replace)")
         if not attach:
-            sidecar.notes.append(attach_hint(kube, pod_name, container))
+            sidecar.detached = True
+            sidecar.notes.append(attach_hint(kube, pod_name, container, command=not spec.tty,
+                                              created_pod=True))
             return sidecar
         query = [("container", container), ("stdin", "true"), ("stdout", "true")]
         query += [("tty", "true")] if spec.tty else [("stderr", "true")]
