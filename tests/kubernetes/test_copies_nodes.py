@@ -36,6 +36,22 @@ def test_copy_of_a_real_crash_loop_keeps_the_app_up(cluster: Cluster, ns: str) -
     assert our_pods(cluster, ns) == []  # the copy was deleted when the session ended
 
 
+def test_long_dotted_pod_name_gives_valid_names_and_labels(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 1: a pod name may be 253 characters with dots; the copy's name was its
+    first 40 characters and '-debug-', here 'aaa.-debug-...', which the API server refuses."""
+    name = "a" * 39 + "." + "b" * 60
+    cluster.apply(pod(name, cluster.images["static"], labels={"app": "long"}), namespace=ns)
+    cluster.wait_ready(name, ns)
+    ran = cluster.dd("exec", f"pod/{name}", "-n", ns, "--", "true")
+    assert ran.code == 0, ran.err
+    ran = cluster.dd("exec", f"pod/{name}", "-n", ns, "--copy", "--keep", "--", "true")
+    assert ran.code == 0, ran.err
+    (copy,) = our_pods(cluster, ns)
+    assert copy["metadata"]["name"].startswith("a" * 39)
+    assert all(labels.is_label_value(v) for v in copy["metadata"]["labels"].values())
+    assert copy["metadata"]["annotations"][labels.TARGET_NAME] == name
+
+
 def test_copy_flags_as_kubectl_names_them(cluster: Cluster, ns: str) -> None:
     source = pod("src", cluster.images["static"], labels={"app": "src", "tier": "web"})
     source["metadata"]["annotations"] = {"team": "payments"}
