@@ -216,3 +216,20 @@ def test_failing_credential_plugin_is_not_called_rbac(cluster: Cluster, tmp_path
     ran = cluster.dd("exec", "pod/api", "--", "true", env={"KUBECONFIG": str(path)})
     assert ran.code == 125
     assert "RBAC" not in ran.err and "credential" in ran.err.lower(), ran.err
+
+
+def test_socks_proxy_url_is_explained_and_nothing_is_added(cluster: Cluster, ns: str,
+                                                          tmp_path: Path) -> None:
+    """Issue 10, item 13: a socks5 proxy-url ended in a traceback (the client needs PySocks for
+    REST), and where REST went through, the WebSocket to the debugger could not."""
+    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
+    cluster.wait_ready("api", ns)
+    config = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json").out)
+    for item in config["clusters"]:
+        item["cluster"]["proxy-url"] = "socks5://127.0.0.1:1080"
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "true", env={"KUBECONFIG": str(path)})
+    assert ran.code == 125 and "Traceback" not in ran.err, ran.err
+    assert "socks5://" in ran.err and "SOCKS proxy" in ran.err and "http://" in ran.err, ran.err
+    assert not cluster.get("pod", "api", ns)["spec"].get("ephemeralContainers")
