@@ -228,13 +228,14 @@ def _ready(pod: Mapping[str, Any], name: str, namespace: str) -> bool:
         if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
                 and condition.get("reason") == "Unschedulable"):
             raise SidecarFailed(
-                f"Pod {pod_name} cannot be scheduled: {condition.get('message', 'no node fits')}.",
+                f"Pod {pod_name} cannot be scheduled: "
+                f"{str(condition.get('message') or 'no node fits').rstrip('.')}.",
                 "A copy must fit a node: free the resources, or pass --same-node, and delete "
                 f"it with 'kubectl delete pod {pod_name} -n {namespace}' if it was kept.")
     if status.get("phase") == "Failed":
         raise SidecarFailed(
             f"Pod {pod_name} failed: {status.get('reason', 'Failed')}: "
-            f"{status.get('message', 'no message')}.",
+            f"{str(status.get('message') or 'no message').rstrip('.')}.",
             f"See 'kubectl describe pod {pod_name} -n {namespace}'.")
     for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for item in status.get(key) or []:
