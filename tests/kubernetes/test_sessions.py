@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pexpect
+import pytest
 
 from tests.fixtures.cluster import Cluster, pod
 
@@ -176,3 +177,48 @@ def test_a_pod_gets_no_more_debuggers_than_the_cap(cluster: Cluster, ns: str) ->
     assert len(ephemeral(cluster, "api", ns)) == 2
     reused = cluster.dd("exec", "pod/api", "-n", ns, "--user", "2", "--", "true", env=cap)
     assert reused.code == 0, reused.err  # an existing one for the same request still serves
+
+
+def test_exec_in_a_debugger_that_just_ended_shows_the_kubelets_words(
+        cluster: Cluster, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10, item 7: the API server upgrades the stream first, and the kubelet's failure
+    ("container not found") then arrives as a Failure status, which only exit codes were read
+    from. Here the debugger ends between our look at the pod and the exec: the look is taken
+    before its idle end, the exec after it, against the real API server and kubelet."""
+    import dataclasses
+
+    from distrodebug import session as flow
+    from distrodebug.cli.console import UI
+    from distrodebug.cli.words import debug_options, resolve
+    from distrodebug.errors import SidecarFailed
+    from distrodebug.model import TargetInfo
+    from distrodebug.runtimes.kubernetes.client import KubeClient
+    from distrodebug.runtimes.kubernetes.runtime import KubernetesRuntime
+    from distrodebug.settings import load_settings
+    from distrodebug.target import Target
+
+    start(cluster, ns, pod("api", cluster.images["static"]))
+    from kubernetes.config import kube_config
+
+    # The client reads KUBECONFIG once, when it is imported.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", cluster.kubeconfig)
+    monkeypatch.setenv("DISTRODEBUG_DEBUGGER_IDLE", "5")
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "true", env={"DISTRODEBUG_DEBUGGER_IDLE": "5"})
+    assert ran.code == 0, ran.err
+    before = cluster.get("pod", "api", ns)  # its debugger runs, idle
+    (name,) = debugger_states(cluster, "api", ns)
+    cluster.wait_for("api", ns, lambda p: "terminated" in debugger_states(cluster, "api", ns)[name],
+                     timeout=60, what="the idle debugger's exit")
+
+    class LookedEarlier(KubernetesRuntime):
+        def inspect(self, target: Target) -> TargetInfo:
+            return dataclasses.replace(super().inspect(target), raw=before)
+
+    target = resolve("pod/api", None, None, ns)
+    request = flow.SessionRequest(target=target, command=("true",), options=debug_options(target),
+                                  stdin=False)
+    with pytest.raises(SidecarFailed) as failed:
+        flow.run(request, LookedEarlier(KubeClient(namespace=ns)),
+                 load_settings(cluster.images["toolbox"], None), UI(quiet=True))
+    said = failed.value.paragraph()
+    assert f'container not found ("{name}")' in said and "run the command again" in said, said
