@@ -16,6 +16,11 @@ Mode = Literal["join", "snapshot", "image", "node"]
 STDOUT, STDERR = 1, 2
 
 
+class Answer(str):
+    """A session note that --quiet does not silence: the answer to what was asked (how to reach
+    a debugger started with --attach=false), not information about the way there."""
+
+
 def is_root_user(user: str) -> bool:
     """True for 0, root, 0:0, root:root and the like."""
     return user.split(":", 1)[0] in ("0", "root")

@@ -44,9 +44,11 @@ def session(target: Target, command: tuple[str, ...] | None, image: str | None,
     settings = load_settings(image, options.timeout)
     ui = console.UI(options.quiet)
     result = flow.run(request, open_runtime(target, context), settings, ui)
+    from distrodebug.model import Answer
+
     for note in result.notes:
         # How to attach is the answer to --attach=false, not a message that --quiet silences.
-        (console.notice if not options.attach else ui.notice)(f"distrodebug: {note}")
+        (console.notice if isinstance(note, Answer) else ui.notice)(f"distrodebug: {note}")
     return result.exit_code
 
 

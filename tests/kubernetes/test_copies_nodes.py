@@ -36,6 +36,22 @@ def test_copy_of_a_real_crash_loop_keeps_the_app_up(cluster: Cluster, ns: str) -
     assert our_pods(cluster, ns) == []  # the copy was deleted when the session ended
 
 
+def test_long_dotted_pod_name_gives_valid_names_and_labels(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 1: a pod name may be 253 characters with dots; the copy's name was its
+    first 40 characters and '-debug-', here 'aaa.-debug-...', which the API server refuses."""
+    name = "a" * 39 + "." + "b" * 60
+    cluster.apply(pod(name, cluster.images["static"], labels={"app": "long"}), namespace=ns)
+    cluster.wait_ready(name, ns)
+    ran = cluster.dd("exec", f"pod/{name}", "-n", ns, "--", "true")
+    assert ran.code == 0, ran.err
+    ran = cluster.dd("exec", f"pod/{name}", "-n", ns, "--copy", "--keep", "--", "true")
+    assert ran.code == 0, ran.err
+    (copy,) = our_pods(cluster, ns)
+    assert copy["metadata"]["name"].startswith("a" * 39)
+    assert all(labels.is_label_value(v) for v in copy["metadata"]["labels"].values())
+    assert copy["metadata"]["annotations"][labels.TARGET_NAME] == name
+
+
 def test_copy_flags_as_kubectl_names_them(cluster: Cluster, ns: str) -> None:
     source = pod("src", cluster.images["static"], labels={"app": "src", "tier": "web"})
     source["metadata"]["annotations"] = {"team": "payments"}
@@ -78,16 +94,70 @@ def test_unschedulable_copy_ends_with_the_schedulers_reason(cluster: Cluster, ns
     """Issue 10, item 10: the wait ran into --timeout instead of saying why."""
     # Bound straight to the node, the original runs: the kubelet does not check pod affinity.
     # Its copy goes through the scheduler, which finds no pod to sit beside.
-    source = pod("big", cluster.images["static"], nodeName=NODE, affinity={"podAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": [{
-            "labelSelector": {"matchLabels": {"no-such": "pod"}},
-            "topologyKey": "kubernetes.io/hostname"}]}})
+    source = pod("big", cluster.images["static"], nodeName=NODE, affinity=LONELY)
     cluster.apply(source, namespace=ns)
     cluster.wait_ready("big", ns)
     ran = cluster.dd("exec", "pod/big", "-n", ns, "--copy", "--timeout", "100", "--", "true",
                      timeout=60)
     assert ran.code == 125
     assert "cannot be scheduled" in ran.err and "node" in ran.err.lower(), ran.err
+    assert our_pods(cluster, ns) == []
+
+
+#: Bound straight to the node, a pod runs: the kubelet does not check pod affinity. Its copy,
+#: sent to the scheduler, finds no pod to sit beside and is Unschedulable.
+LONELY = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+    "labelSelector": {"matchLabels": {"no-such": "pod"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+
+
+def test_copy_with_a_claim_keeps_the_node_and_mounts_it_read_only(cluster: Cluster,
+                                                                  ns: str) -> None:
+    """Issue 10, item 10: a ReadWriteOnce claim is attached on the original's node, so its copy
+    must land there (the scheduler would place it anywhere: here, nowhere), and the volume the
+    copy shares with the original is read-only unless --writable-volumes asks otherwise."""
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"pv-{ns}"},
+          "spec": {"capacity": {"storage": "10Mi"}, "accessModes": ["ReadWriteOnce"],
+                   "storageClassName": f"manual-{ns}", "persistentVolumeReclaimPolicy": "Retain",
+                   "hostPath": {"path": f"/tmp/distrodebug-pv-{ns}", "type": "DirectoryOrCreate"},
+                   "claimRef": {"namespace": ns, "name": "data"}}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": f"manual-{ns}",
+                      "volumeName": f"pv-{ns}", "resources": {"requests": {"storage": "10Mi"}}}}
+    source = pod("db", cluster.images["static"], nodeName=NODE, affinity=LONELY,
+                 volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    source["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pv))
+    try:
+        cluster.apply(claim, source, namespace=ns)
+        cluster.wait_ready("db", ns)
+        write = ("--", "sh", "-c", "touch /data/x 2>&1 && echo wrote; ls /data")
+        ran = cluster.dd("exec", "pod/db", "-n", ns, "--copy", "--timeout", "60", *write)
+        assert ran.code == 0, ran.err
+        assert "Read-only file system" in ran.out and "wrote" not in ran.out, ran.out
+        ran = cluster.dd("exec", "pod/db", "-n", ns, "--copy", "--writable-volumes",
+                         "--timeout", "60", *write)
+        assert ran.code == 0, ran.err
+        assert ran.out.split() == ["wrote", "x"], ran.out
+        assert our_pods(cluster, ns) == []
+    finally:
+        cluster.kubectl("delete", "pod", "db", "-n", ns, "--grace-period=0", "--wait=false")
+        cluster.kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
+        cluster.kubectl("delete", "pv", f"pv-{ns}", "--wait=false")
+
+
+def test_copy_the_kubelet_rejects_ends_with_its_reason(cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 10: a copy that is Failed ends the wait with the kubelet's reason. Kept on
+    the node (--same-node), the copy asks for the host port its original holds: the kubelet
+    rejects it at admission, and the pod is Failed at once."""
+    port = 30000 + int(ns[-4:], 16) % 20000
+    source = pod("web", cluster.images["static"], nodeName=NODE)
+    source["spec"]["containers"][0]["ports"] = [{"containerPort": 8080, "hostPort": port}]
+    cluster.apply(source, namespace=ns)
+    cluster.wait_ready("web", ns)
+    ran = cluster.dd("exec", "pod/web", "-n", ns, "--copy", "--same-node", "--timeout", "100",
+                     "--", "true", timeout=60)
+    assert ran.code == 125, ran.err
+    assert "failed" in ran.err and "NodePorts" in ran.err, ran.err
     assert our_pods(cluster, ns) == []
 
 

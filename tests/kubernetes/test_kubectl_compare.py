@@ -7,10 +7,14 @@ passed). Every deliberate difference is listed next to the comparison that allow
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pexpect
+import yaml
+
 from distrodebug import labels as ours_labels
-from tests.fixtures.cluster import NODE, Cluster, pod
+from tests.fixtures.cluster import ADMIN, NODE, Cluster, pod
 
 
 def without(item: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -106,3 +110,154 @@ def test_node_pod_against_kubectls(cluster: Cluster, ns: str) -> None:
     assert theirs["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubectl-debug"}
     assert mine["metadata"]["labels"][ours_labels.TOOL_KEY] == ours_labels.TOOL
     assert m_box["stdin"] and m_box["stdinOnce"] and not t_box.get("stdin")
+
+
+def custom_file(where: Path, spec: dict[str, Any]) -> str:
+    path = where / "custom.yaml"
+    path.write_text(yaml.safe_dump(spec))  # YAML, as kubectl also reads it
+    return str(path)
+
+
+def ephemeral_by_name(cluster: Cluster, pod_name: str, ns: str) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in cluster.get("pod", pod_name, ns)["spec"]["ephemeralContainers"]}
+
+
+def logs_when_done(cluster: Cluster, pod_name: str, container: str, ns: str) -> str:
+    def done(found: dict[str, Any]) -> bool:
+        for key in ("containerStatuses", "ephemeralContainerStatuses"):
+            for status in found["status"].get(key) or []:
+                if status["name"] == container and "terminated" in (status.get("state") or {}):
+                    return True
+        return False
+
+    cluster.wait_for(pod_name, ns, done, timeout=90, what=f"{container} ending")
+    return cluster.kubectl("logs", pod_name, "-c", container, "-n", ns).out
+
+
+def test_ephemeral_flags_side_by_side_with_kubectl_debug(cluster: Cluster, ns: str,
+                                                        tmp_path: Path) -> None:
+    """--env, --custom, --quiet and --attach=false on `exec` and `shell`, as kubectl debug has them:
+    the command runs in a debugger nobody attached to, the shell waits for `kubectl attach`."""
+    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
+    cluster.wait_ready("api", ns)
+    image = cluster.images["toolbox"]
+    custom = custom_file(tmp_path, {"env": [{"name": "FROM_CUSTOM", "value": "yes"}],
+                                       "securityContext": {"capabilities": {"add": ["NET_RAW"]}}})
+    flags = ("--env", "A=1", f"--custom={custom}", "--quiet", "--attach=false")
+    command = ("--", "sh", "-c", 'echo "$A $FROM_CUSTOM"')
+    cluster.kubectl("debug", "-n", ns, "api", f"--image={image}", "--target=app",
+                    "--profile=general", "-c", "kubectl-cmd", *flags, *command)
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--profile", "general", *flags, *command)
+    assert ran.code == 0 and ran.out == "", (ran.out, ran.err)
+    # --quiet leaves one line: how to reach what was started is the answer, not information.
+    (said,) = ran.err.splitlines()
+    mine = next(name for name in ephemeral_by_name(cluster, "api", ns) if name != "kubectl-cmd")
+    assert f"kubectl logs api -c {mine} -n {ns}" in said, said
+    assert logs_when_done(cluster, "api", "kubectl-cmd", ns) == "1 yes\n"
+    assert logs_when_done(cluster, "api", mine, ns) == "1 yes\n"
+    cluster.kubectl("debug", "-n", ns, "api", f"--image={image}", "--target=app", "-i", "-t",
+                    "--profile=general", "-c", "kubectl-shell", *flags)
+    shell = cluster.dd("shell", "pod/api", "-n", ns, "--profile", "general", *flags)
+    assert shell.code == 0, shell.err
+    assert "kubectl attach api -c" in shell.err and len(shell.err.splitlines()) == 1, shell.err
+    stored = ephemeral_by_name(cluster, "api", ns)
+    theirs = {"cmd": stored.pop("kubectl-cmd"), "shell": stored.pop("kubectl-shell")}
+    ours = {"cmd": stored.pop(mine)}
+    ((shell_name, ours["shell"]),) = stored.items()
+    for kind in ("cmd", "shell"):
+        t, m = theirs[kind], ours[kind]
+        # The same: the profile's context with --custom's list replacing (a strategic merge
+        # patch replaces capabilities.add), --env and --custom's env, the target, stdin and tty.
+        assert t["securityContext"] == m["securityContext"] == {"capabilities": {"add": ["NET_RAW"]}}
+        env_t = {e["name"]: e.get("value") for e in t["env"]}
+        env_m = {e["name"]: e.get("value") for e in m["env"]}
+        assert env_t == {"A": "1", "FROM_CUSTOM": "yes"}
+        assert {k: env_m.get(k) for k in env_t} == env_t  # ours has DD_* entry scripts too
+        assert t["targetContainerName"] == m["targetContainerName"] == "app"
+        assert bool(t.get("tty")) is bool(m.get("tty")) is (kind == "shell")
+        assert bool(t.get("stdin")) is bool(m.get("stdin")) is (kind == "shell")
+    # Deliberate difference: our shell has stdinOnce, so it ends when its client detaches.
+    assert ours["shell"]["stdinOnce"] and not theirs["shell"].get("stdinOnce")
+    # The shell started without a client waits for one: attach and it answers.
+    child = pexpect.spawn("kubectl", ["--context", ADMIN, "attach", "api", "-c", shell_name,
+                                      "-i", "-t", "-n", ns], env=cluster.env, encoding="utf-8",
+                          timeout=60)
+    child.sendline("")
+    child.sendline('echo "attached $((A + 1))"')
+    child.expect("attached 2")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_copy_flags_side_by_side_with_kubectl_debug(cluster: Cluster, ns: str,
+                                                    tmp_path: Path) -> None:
+    """Every flag of kubectl debug's for copies, given to both on twin pods, and what the API
+    server stored for each copy: --keep-labels, --keep-annotations, --keep-liveness,
+    --keep-readiness, --keep-startup, --keep-init-containers=false, --same-node,
+    --share-processes=false, --replace, --env, --custom, --quiet and --attach=false."""
+    never = {"tcpSocket": {"port": 9}, "initialDelaySeconds": 3600}
+    probes = {"livenessProbe": never, "readinessProbe": never, "startupProbe": never}
+    side = {"name": "side", "image": cluster.images["static"], "imagePullPolicy": "Never", **probes}
+    init = {"name": "init", "image": cluster.images["toolbox"], "imagePullPolicy": "Never",
+            "command": ["true"]}
+    twins = []
+    for name in ("for-kubectl", "for-us"):
+        twin = pod(name, cluster.images["static"], labels={"app": "twin", "tier": "web"},
+                   extra_containers=[side], initContainers=[init])
+        twin["metadata"]["annotations"] = {"team": "payments"}
+        twin["spec"]["containers"][0].update(probes)
+        twins.append(twin)
+    cluster.apply(*twins, namespace=ns)
+    for name in ("for-kubectl", "for-us"):
+        cluster.wait_for(name, ns, lambda p: p["status"].get("phase") == "Running", what="Running")
+    custom = custom_file(tmp_path, {"env": [{"name": "FROM_CUSTOM", "value": "yes"}],
+                                    "securityContext": {"capabilities": {"add": ["NET_RAW"]}}})
+    flags = ("--keep-labels", "--keep-annotations", "--keep-liveness", "--keep-readiness",
+             "--keep-startup", "--keep-init-containers=false", "--same-node",
+             "--share-processes=false", "--replace", "--env", "A=1", f"--custom={custom}",
+             "--quiet", "--attach=false")
+    command = ("--", "sh", "-c", 'echo "$A $FROM_CUSTOM"')
+    cluster.kubectl("debug", "-n", ns, "for-kubectl", "--copy-to=copy-kubectl",
+                    f"--image={cluster.images['toolbox']}", "--profile=general", "-c", "debugger",
+                    *flags, *command)
+    ran = cluster.dd("exec", "pod/for-us", "-n", ns, "--copy", "--profile", "general", *flags,
+                     *command)
+    assert ran.code == 0 and ran.out == "", (ran.out, ran.err)
+    assert len(ran.err.splitlines()) == 1, ran.err  # --quiet: only where to find the output
+    said = ran.err
+    pods = {p["metadata"]["name"]: p for p in json.loads(
+        cluster.kubectl("get", "pods", "-n", ns, "-o", "json").out)["items"]
+        if not p["metadata"].get("deletionTimestamp")}
+    # --replace: both originals are gone, the copies stay (--attach=false keeps ours too).
+    assert "for-kubectl" not in pods and "for-us" not in pods
+    theirs = pods.pop("copy-kubectl")
+    ((mine_name, mine),) = pods.items()
+    assert f"kubectl logs {mine_name} -c app -n {ns}" in said, said
+    assert logs_when_done(cluster, "copy-kubectl", "debugger", ns) == "1 yes\n"
+    assert logs_when_done(cluster, mine_name, "app", ns) == "1 yes\n"
+    t_spec, m_spec = theirs["spec"], mine["spec"]
+    assert t_spec["nodeName"] == m_spec["nodeName"] == NODE
+    assert t_spec["shareProcessNamespace"] is m_spec["shareProcessNamespace"] is False
+    assert [c["name"] for c in t_spec.get("initContainers") or []] == []
+    assert [c["name"] for c in m_spec["initContainers"]] == ["distrodebug-tools"]  # our toolbox
+    applied = "kubectl.kubernetes.io/last-applied-configuration"  # names its own pod
+    for key in ("labels", "annotations"):
+        kept = {k: v for k, v in mine["metadata"][key].items()
+                if not k.startswith("io.distrodebug") and k != applied}
+        assert kept == {k: v for k, v in theirs["metadata"][key].items() if k != applied}
+    assert theirs["metadata"]["labels"] == {"app": "twin", "tier": "web"}
+    assert mine["metadata"]["annotations"]["team"] == "payments"
+    t_side = next(c for c in t_spec["containers"] if c["name"] == "side")
+    m_side = next(c for c in m_spec["containers"] if c["name"] == "side")
+    assert {p: t_side[p] for p in probes} == {p: m_side[p] for p in probes}
+    t_debugger = next(c for c in t_spec["containers"] if c["name"] == "debugger")
+    m_app = next(c for c in m_spec["containers"] if c["name"] == "app")
+    assert t_debugger["securityContext"] == m_app["securityContext"] == {
+        "capabilities": {"add": ["NET_RAW"]}}
+    env_t = {e["name"]: e.get("value") for e in t_debugger["env"]}
+    assert env_t == {"A": "1", "FROM_CUSTOM": "yes"}
+    assert {e["name"]: e.get("value") for e in m_app["env"] if e["name"] in env_t} == env_t
+    # Deliberate difference: ours runs the command as the app container (kubectl adds a
+    # container beside it), so the app container's own probes are not kept: they would kill it.
+    t_app = next(c for c in t_spec["containers"] if c["name"] == "app")
+    assert all(p in t_app for p in probes) and not any(p in m_app for p in probes)

@@ -216,3 +216,40 @@ def test_failing_credential_plugin_is_not_called_rbac(cluster: Cluster, tmp_path
     ran = cluster.dd("exec", "pod/api", "--", "true", env={"KUBECONFIG": str(path)})
     assert ran.code == 125
     assert "RBAC" not in ran.err and "credential" in ran.err.lower(), ran.err
+
+
+def test_socks_proxy_url_is_explained_and_nothing_is_added(cluster: Cluster, ns: str,
+                                                          tmp_path: Path) -> None:
+    """Issue 10, item 13: a socks5 proxy-url ended in a traceback (the client needs PySocks for
+    REST), and where REST went through, the WebSocket to the debugger could not."""
+    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
+    cluster.wait_ready("api", ns)
+    config = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json").out)
+    for item in config["clusters"]:
+        item["cluster"]["proxy-url"] = "socks5://127.0.0.1:1080"
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "true", env={"KUBECONFIG": str(path)})
+    assert ran.code == 125 and "Traceback" not in ran.err, ran.err
+    assert "socks5://" in ran.err and "SOCKS proxy" in ran.err and "http://" in ran.err, ran.err
+    assert not cluster.get("pod", "api", ns)["spec"].get("ephemeralContainers")
+
+
+def test_doctor_on_1_34_calls_create_on_exec_optional_and_exec_works_without(
+        cluster: Cluster, ns: str) -> None:
+    """Issue 10, item 12, the side this cluster can show: before 1.35 a WebSocket exec needs
+    only `get` on pods/exec, so doctor must not fail for a missing `create` (from 1.35 it does:
+    tests/unit/test_doctor.py)."""
+    cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
+    cluster.wait_ready("api", ns)
+    grant(cluster, ns, [pods("get", "list", "watch"), pods("patch", sub="ephemeralcontainers"),
+                        pods("get", sub="exec"), pods("get", sub="attach")])
+    doctor = as_restricted(cluster, "doctor", "pod/api", "-n", ns, "-o", "json")
+    report = json.loads(doctor.out)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert "v1.34" in checks["cluster reachable"]["detail"]
+    for sub in ("exec", "attach"):
+        assert not checks[f"create pods/{sub}"]["ok"] and not checks[f"create pods/{sub}"]["required"]
+    assert doctor.code == 0 and report["ok"], doctor.out
+    ran = as_restricted(cluster, "exec", "pod/api", "-n", ns, "--", "ls", "/app")
+    assert ran.code == 0 and ran.out.strip() == "/app", ran.err

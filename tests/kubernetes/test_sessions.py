@@ -7,7 +7,16 @@ import time
 from typing import Any
 
 import pexpect
+import pytest
+from kubernetes.config import kube_config
 
+from distrodebug import session as flow
+from distrodebug.cli.console import UI
+from distrodebug.cli.words import debug_options, resolve
+from distrodebug.errors import SidecarFailed
+from distrodebug.runtimes.kubernetes.client import KubeClient
+from distrodebug.runtimes.kubernetes.runtime import KubernetesRuntime
+from distrodebug.settings import load_settings
 from tests.fixtures.cluster import Cluster, pod
 
 PROMPT = r"\[distrodebug [^\]]+\] \S+ [#$] "
@@ -176,3 +185,73 @@ def test_a_pod_gets_no_more_debuggers_than_the_cap(cluster: Cluster, ns: str) ->
     assert len(ephemeral(cluster, "api", ns)) == 2
     reused = cluster.dd("exec", "pod/api", "-n", ns, "--user", "2", "--", "true", env=cap)
     assert reused.code == 0, reused.err  # an existing one for the same request still serves
+
+
+class LookedEarlier(KubeClient):
+    """The real client, but its first read of the pod returns one made earlier: the state the
+    cluster was in when we looked, before it changed under us."""
+
+    def __init__(self, earlier: dict[str, Any], namespace: str) -> None:
+        super().__init__(namespace=namespace)
+        self.earlier: dict[str, Any] | None = earlier
+
+    def read_pod(self, name: str) -> dict[str, Any]:
+        earlier, self.earlier = self.earlier, None
+        return earlier if earlier is not None else super().read_pod(name)
+
+
+def run_looked_earlier(cluster: Cluster, ns: str, earlier: dict[str, Any],
+                       command: tuple[str, ...]) -> flow.SessionResult:
+    target = resolve(f"pod/{earlier['metadata']['name']}", None, None, ns)
+    request = flow.SessionRequest(target=target, command=command, stdin=False,
+                                  options=debug_options(target))
+    return flow.run(request, KubernetesRuntime(LookedEarlier(earlier, ns)),
+                    load_settings(cluster.images["toolbox"], None), UI(quiet=True))
+
+
+def test_exec_in_a_debugger_that_just_ended_shows_the_kubelets_words(
+        cluster: Cluster, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10, item 7: the API server upgrades the stream first, and the kubelet's failure
+    ("container not found") then arrives as a Failure status, which only exit codes were read
+    from. Here the debugger ends between our look at the pod and the exec: the look is taken
+    before its idle end, the exec after it, against the real API server and kubelet."""
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", cluster.kubeconfig)
+    monkeypatch.setenv("DISTRODEBUG_DEBUGGER_IDLE", "5")
+    start(cluster, ns, pod("api", cluster.images["static"]))
+    ran = cluster.dd("exec", "pod/api", "-n", ns, "--", "true", env={"DISTRODEBUG_DEBUGGER_IDLE": "5"})
+    assert ran.code == 0, ran.err
+    before = cluster.get("pod", "api", ns)  # its debugger runs, idle
+    (name,) = debugger_states(cluster, "api", ns)
+    cluster.wait_for("api", ns, lambda p: "terminated" in debugger_states(cluster, "api", ns)[name],
+                     timeout=60, what="the idle debugger's exit")
+    with pytest.raises(SidecarFailed) as failed:
+        run_looked_earlier(cluster, ns, before, ("true",))
+    said = failed.value.paragraph()
+    assert f'container not found ("{name}")' in said and "run the command again" in said, said
+
+
+def test_target_that_restarted_since_our_look_is_refused_not_guessed(
+        cluster: Cluster, ns: str, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Issue 10, item 3: when no process of the target container can be found, say so rather
+    than fall back to PID 1 (here: pause, whose root is empty). With shareProcessNamespace the
+    debugger outlives an app restart; a look at the pod taken before the restart names the old
+    container, whose processes are gone."""
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", cluster.kubeconfig)
+    start(cluster, ns, pod("brief", cluster.images["python"], shareProcessNamespace=True,
+                           command=["/usr/bin/python3.11", "-c", "import time; time.sleep(20)"]))
+    ran = cluster.dd("exec", "pod/brief", "-n", ns, "--", "true")
+    assert ran.code == 0, ran.err
+    before = cluster.get("pod", "brief", ns)
+
+    def restarted(found: dict[str, Any]) -> bool:
+        (app,) = found["status"]["containerStatuses"]
+        return int(app.get("restartCount", 0)) >= 1 and "running" in app["state"]
+
+    cluster.wait_for("brief", ns, restarted, timeout=90, what="a restart of the app")
+
+    capfd.readouterr()
+    result = run_looked_earlier(cluster, ns, before, ("ls", "/"))
+    out, err = capfd.readouterr()
+    assert result.exit_code == 125, (out, err)
+    assert "no process of the target container" in err and out == "", (out, err)

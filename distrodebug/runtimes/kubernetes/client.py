@@ -89,7 +89,16 @@ class KubeClient:
         self.endpoint = str(self.configuration.host)
         if retries is not None:  # urllib3 retries a failed request 3 times by default
             self.configuration.retries = retries
-        self.api = client.ApiClient(self.configuration)
+        try:
+            self.api = client.ApiClient(self.configuration)
+        except ImportError as exc:  # a SOCKS proxy-url needs PySocks, which the client lacks
+            proxy = str(self.configuration.proxy or "")
+            raise EngineUnreachable(
+                f"The kubeconfig's proxy-url is {proxy.partition('://')[0]}://, and the Kubernetes "
+                f"client cannot use a SOCKS proxy here ({exc}); attach and exec streams "
+                "(WebSocket) could not go through one anyway.",
+                "Use an http:// proxy in the kubeconfig's proxy-url (or HTTPS_PROXY), or reach the "
+                "API server directly (a VPN, or an SSH tunnel with -L instead of -D).") from None
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextlib.contextmanager

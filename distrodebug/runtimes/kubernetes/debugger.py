@@ -15,7 +15,7 @@ from typing import Any
 
 from distrodebug import tracking
 from distrodebug.errors import DistrodebugError, SidecarFailed, TargetNotDebuggable
-from distrodebug.model import SidecarSpec
+from distrodebug.model import Answer, SidecarSpec
 from distrodebug.runtimes.kubernetes import errors as kubeerrors
 from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.spec import container_status, merge_custom
@@ -42,6 +42,8 @@ class KubeSidecar:
         self.created_pod = created_pod
         self.keep = keep
         self.notes: list[str] = []
+        #: Started with --attach=false and left running on purpose.
+        self.detached = False
         tracking.track(self)
 
     def attach(self, stream: WebSocketStream) -> None:
@@ -105,6 +107,8 @@ class KubeSidecar:
             self._stream.close()
         if not self.created_pod:
             return
+        if self.detached:
+            return  # started with --attach=false: its Answer says how to reach and delete it
         if self.keep:
             self.notes.append(f"kept pod {self.pod}; delete it with 'kubectl delete pod "
                               f"{self.pod} -n {self._kube.namespace}' or 'distrodebug cleanup "
@@ -120,10 +124,16 @@ class KubeSidecar:
 
 
 def debugger_env(spec: SidecarSpec, **extra: str) -> dict[str, str]:
-    """The debugger's environment: our scripts' variables, then the user's --env."""
+    """The debugger's environment: our scripts' variables, then the user's --env.
+
+    Started with --attach=false, a shell waits longer for its client (DD_WAIT), and a command
+    does not wait for one at all (no DD_GO): it runs at once, as kubectl debug's does.
+    """
     env = {**spec.env, **extra}
     if not spec.options.attach:
         env["DD_WAIT"] = str(DETACHED_WAIT)
+        if not spec.tty:
+            env.pop("DD_GO", None)
     env.update(dict(spec.options.env))
     return env
 
@@ -132,7 +142,19 @@ def customised(container: dict[str, Any], spec: SidecarSpec) -> dict[str, Any]:
     return merge_custom(container, spec.options.custom) if spec.options.custom else container
 
 
-def attach_hint(kube: KubeClient, pod: str, container: str) -> str:
+def attach_hint(kube: KubeClient, pod: str, container: str, command: bool = False,
+                created_pod: bool = False) -> Answer:
+    """How to reach a debugger started with --attach=false: a command's output is its log, a
+    shell waits for a client; a pod we created stays until deleted."""
+    return Answer(_reach(kube, pod, container, command) + (
+        f"; delete the pod afterwards with 'kubectl delete pod {pod} -n {kube.namespace}'"
+        if created_pod else ""))
+
+
+def _reach(kube: KubeClient, pod: str, container: str, command: bool) -> str:
+    if command:
+        return (f"started {container} in pod {pod} running the command without attaching; read "
+                f"its output with 'kubectl logs {pod} -c {container} -n {kube.namespace}'")
     return (f"started {container} in pod {pod} without attaching; attach with 'kubectl attach "
             f"{pod} -c {container} -i -t -n {kube.namespace}' and press Enter for the prompt "
             f"(it waits {DETACHED_WAIT // 60} minutes)")
@@ -206,13 +228,14 @@ def _ready(pod: Mapping[str, Any], name: str, namespace: str) -> bool:
         if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
                 and condition.get("reason") == "Unschedulable"):
             raise SidecarFailed(
-                f"Pod {pod_name} cannot be scheduled: {condition.get('message', 'no node fits')}.",
+                f"Pod {pod_name} cannot be scheduled: "
+                f"{str(condition.get('message') or 'no node fits').rstrip('.')}.",
                 "A copy must fit a node: free the resources, or pass --same-node, and delete "
                 f"it with 'kubectl delete pod {pod_name} -n {namespace}' if it was kept.")
     if status.get("phase") == "Failed":
         raise SidecarFailed(
             f"Pod {pod_name} failed: {status.get('reason', 'Failed')}: "
-            f"{status.get('message', 'no message')}.",
+            f"{str(status.get('message') or 'no message').rstrip('.')}.",
             f"See 'kubectl describe pod {pod_name} -n {namespace}'.")
     for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for item in status.get(key) or []:

@@ -122,7 +122,10 @@ def start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> Ku
     reuse = spec.options.reuse
     pod = info.raw
     name: str | None = None
-    if exec_mode:
+    detached_command = exec_mode and not spec.options.attach
+    if detached_command:
+        pass  # kubectl's --attach=false: a debugger of its own runs the command, no idle one
+    elif exec_mode:
         wanted = request_hash(_exec_body(spec, "distrodebug-x", info.container))
         name = _reusable(pod, wanted)
     elif reuse:
@@ -141,7 +144,13 @@ def start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> Ku
                 f"Recreate the pod to clear them (e.g. 'kubectl rollout restart'), or debug a copy "
                 f"('distrodebug shell pod/{info.name} --copy').")
         name = debugger_name(all_names(pod))
-        if exec_mode:
+        if detached_command:
+            # The entry script runs the command as the container's own process, as kubectl
+            # debug runs its command; its output is the container's log.
+            body = customised(ephemeral_container(
+                dataclasses.replace(spec, env=debugger_env(spec), stdin=False), name,
+                info.container, spec.security_context), spec)
+        elif exec_mode:
             body = _exec_body(spec, name, info.container)
         else:
             body = customised(ephemeral_container(dataclasses.replace(spec, env=debugger_env(spec)), name,
@@ -151,7 +160,7 @@ def start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> Ku
                      spec.options.timeout)
     sidecar = KubeSidecar(kube, info.name, name, exec_mode or reuse)
     if not spec.options.attach:
-        sidecar.notes.append(attach_hint(kube, info.name, name))
+        sidecar.notes.append(attach_hint(kube, info.name, name, command=exec_mode))
         return sidecar
     base = kube.pods_path(info.name)
     preamble = b""

@@ -29,7 +29,7 @@ def debugged(pod: Mapping[str, Any], container: str, message: str, host: str,
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{name[:200]}.distrodebug-", "namespace": namespace},
+        "metadata": {"generateName": f"{name[:200].rstrip('-.')}.distrodebug-", "namespace": namespace},
         "involvedObject": involved,
         "reason": REASON,
         "message": message[:MAX_MESSAGE],

@@ -38,7 +38,8 @@ def _choice(spec: SidecarSpec) -> KubeChoice:
 
 def _copy_manifest(spec: SidecarSpec, info: TargetInfo) -> dict[str, Any]:
     options = spec.options
-    name = f"{info.name[:40]}-debug-{debugger_name(set()).rsplit('-', 1)[-1]}"
+    # A pod name is a DNS subdomain: cut, it may end in '.' or '-', which may not precede '-'.
+    name = f"{info.name[:40].rstrip('-.')}-debug-{debugger_name(set()).rsplit('-', 1)[-1]}"
     manifest = kubepods.pod_copy(
         info.raw, info.container, name=name, debug_image=spec.image, choice=_choice(spec),
         env=debugger_env(spec, DD_GO="1"), argv=spec.argv, labels=spec.labels, expires=_expiry(),
@@ -87,7 +88,9 @@ def start_pod(kube: KubeClient, spec: SidecarSpec, info: TargetInfo,
             kube.delete_pod(info.name)
             sidecar.notes.append(f"deleted the original pod {info.name} (--replace)")
         if not attach:
-            sidecar.notes.append(attach_hint(kube, pod_name, container))
+            sidecar.detached = True
+            sidecar.notes.append(attach_hint(kube, pod_name, container, command=not spec.tty,
+                                              created_pod=True))
             return sidecar
         query = [("container", container), ("stdin", "true"), ("stdout", "true")]
         query += [("tty", "true")] if spec.tty else [("stderr", "true")]

@@ -48,7 +48,7 @@ from distrodebug.runtimes.kubernetes.spec import (
     label_selector,
     pick_container,
 )
-from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect
+from distrodebug.runtimes.kubernetes.stream import V4, PortStream, connect, refuse_socks
 from distrodebug.runtimes.volatile import (
     LOG_MAX_BYTES,
     LOG_TAIL_LINES,
@@ -362,6 +362,8 @@ class KubernetesRuntime:
 
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> KubeSidecar:
         """An ephemeral debugger (join), a copy of the pod (snapshot) or a node pod (node)."""
+        # Before anything is added or created: no stream could reach it through SOCKS.
+        refuse_socks(self.kube.configuration.proxy)
         if spec.mode == "snapshot":
             return ourpods.start_copy(self.kube, spec, info)
         if spec.mode == "node":

@@ -31,3 +31,14 @@ def test_long_message_is_cut_and_no_container_means_no_field_path() -> None:
     event = debugged(POD, "", "x" * 5000, "h", "2026-11-30T07:00:00Z")
     assert len(event["message"]) == 1024
     assert "fieldPath" not in event["involvedObject"]
+
+
+def test_generated_name_of_a_long_pod_stays_a_valid_subdomain() -> None:
+    """Cut at 200 characters, a pod name may end in '-' or '.', which may not precede '.'."""
+    import re
+
+    for cut_at in ("-", "."):
+        pod = {"metadata": {"name": "a" * 199 + cut_at + "b" * 40, "namespace": "shop"}}
+        name = debugged(pod, "app", "m", "h", "2026-11-30T07:00:00Z")["metadata"]["generateName"]
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*",
+                            name + "x2k4q"), name

@@ -77,3 +77,16 @@ def test_kubectl_spells_booleans_as_flag_equals_value() -> None:
                            "--keep-init-containers=false", "--", "echo", "--attach=false"]) == [
         "shell", "pod/x", "--no-attach", "--share-processes", "--no-keep-init-containers", "--",
         "echo", "--attach=false"]
+
+
+def test_socks_proxies_are_refused_for_streams_and_http_ones_are_not() -> None:
+    import pytest
+
+    from distrodebug.errors import SidecarFailed
+    from distrodebug.runtimes.kubernetes.stream import refuse_socks
+
+    for proxy in (None, "", "http://proxy:3128", "https://proxy:3128"):
+        refuse_socks(proxy)
+    for proxy in ("socks5://127.0.0.1:1080", "SOCKS5h://proxy:1080", "socks4a://p:1"):
+        with pytest.raises(SidecarFailed, match="SOCKS"):
+            refuse_socks(proxy)
