@@ -27,30 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 import pexpect  # noqa: E402
 
-from tests.fixtures.cluster import connect, load, new_namespace, pod  # noqa: E402
+from tests.fixtures.cluster import REQUEST_LOG, connect, load, new_namespace, pod  # noqa: E402
 from tests.fixtures.engine import require_engine  # noqa: E402
 from tests.fixtures.images import ensure_static_target, ensure_toolbox  # noqa: E402
 
 OURS = r"\[distrodebug [^\]]+\] \S+ [#$] "
 THEIRS = r"/ # "
-#: Run in the child: count HTTP requests (urllib3) and WebSocket upgrades, then run the CLI.
-COUNTING_CHILD = """
-import atexit, sys
-import urllib3.connectionpool as pool
-import websocket
-count = [0]
-def counted(original):
-    def call(*args, **kwargs):
-        count[0] += 1
-        return original(*args, **kwargs)
-    return call
-pool.HTTPConnectionPool.urlopen = counted(pool.HTTPConnectionPool.urlopen)
-websocket.WebSocket.connect = counted(websocket.WebSocket.connect)
-out = sys.argv.pop(1)
-atexit.register(lambda: open(out, "w").write(str(count[0])))
-from distrodebug.cli import main
-main(sys.argv[1:])
-"""
 
 
 def prompt_time(argv: list[str], env: dict[str, str], prompt: str) -> tuple[float, str]:
@@ -96,10 +78,10 @@ def main() -> None:
                 if who == "ours":
                     counter = Path(f"/tmp/dd-bench-{name}")
                     seconds, _ = prompt_time(
-                        [sys.executable, "-c", COUNTING_CHILD, str(counter), "shell",
+                        [sys.executable, "-c", REQUEST_LOG, str(counter), "shell",
                          f"pod/{name}", "-n", ns], env, OURS)
                     ours.append(seconds)
-                    our_requests.append(int(counter.read_text()))
+                    our_requests.append(len(counter.read_text().splitlines()))
                     counter.unlink()
                 else:
                     seconds, log = prompt_time(

@@ -91,6 +91,7 @@ def test_recorded_shell_on_a_pod(cluster: Cluster, ns: str, private_state: Path)
     output = "".join(e[2] for e in map(json.loads, cast.read_text().splitlines()[1:])
                      if e[1] == "o")
     assert "pod-42" in output
+    assert "distrodebug-exit" not in output  # the debugger's exit mark is not recorded
     (event,) = debugged_events(cluster, ns)
     assert "INC-9" in event["message"] and start["id"] in event["message"]
     # The second session's Event anchors the log as the first one left it.

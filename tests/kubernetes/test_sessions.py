@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pexpect
@@ -17,7 +19,8 @@ from distrodebug.errors import SidecarFailed
 from distrodebug.runtimes.kubernetes.client import KubeClient
 from distrodebug.runtimes.kubernetes.runtime import KubernetesRuntime
 from distrodebug.settings import load_settings
-from tests.fixtures.cluster import Cluster, pod
+from distrodebug.sidecar import EXIT_MARK
+from tests.fixtures.cluster import REQUEST_LOG, Cluster, pod
 
 PROMPT = r"\[distrodebug [^\]]+\] \S+ [#$] "
 
@@ -36,6 +39,8 @@ def test_interactive_shell_in_a_pty(cluster: Cluster, ns: str) -> None:
     start(cluster, ns, pod("api", cluster.images["nonroot"], user=65532, read_only=True))
     child = pexpect.spawn(sys.executable, ["-m", "distrodebug", "shell", "pod/api", "-n", ns],
                           env=cluster.dd_env(), encoding="utf-8", timeout=90, dimensions=(30, 100))
+    transcript = io.StringIO()
+    child.logfile_read = transcript
     child.expect("distrodebug: api")
     child.expect(PROMPT)
     # The app is there (its own PID namespace is shared), and its files are at $DISTRODEBUG_ROOT.
@@ -55,11 +60,57 @@ def test_interactive_shell_in_a_pty(cluster: Cluster, ns: str) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 5
+    assert "distrodebug-exit" not in transcript.getvalue()  # the status came as a mark, unseen
     (debugger,) = ephemeral(cluster, "api", ns)
     assert debugger["stdin"] and debugger["stdinOnce"] and debugger["tty"]
     # Same uid as the target, every capability dropped: reads its root with no SYS_PTRACE.
     assert debugger["securityContext"]["runAsUser"] == 65532
     assert debugger["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def shell_requests(cluster: Cluster, ns: str, log: Path, *args: str) -> tuple[int, bytes, list[str]]:
+    """One real shell session ending in `exit 7`: its status, all it wrote, its API requests."""
+    child = pexpect.spawn(sys.executable, ["-c", REQUEST_LOG, str(log), "shell", *args, "-n", ns],
+                          env=cluster.dd_env(), timeout=90, dimensions=(30, 100))
+    transcript = io.BytesIO()
+    child.logfile_read = transcript
+    child.expect(PROMPT.encode())
+    child.sendline("echo $((3 + 4))ok")
+    child.expect(b"\r\n7ok\r\n")
+    child.sendline("exit 7")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus is not None, child.signalstatus
+    return child.exitstatus, transcript.getvalue(), log.read_text().splitlines()
+
+
+@pytest.mark.parametrize("mark", [True, False], ids=["mark", "no-mark"])
+def test_a_shell_reads_its_exit_status_from_its_mark_with_kubectls_request_count(
+        cluster: Cluster, ns: str, tmp_path: Path, mark: bool) -> None:
+    """Issue 9, item 6: 6 requests to kubectl debug's 5, the last a watch for the exit status.
+
+    The entry script now prints its status last as an escape sequence (sidecar.EXIT_MARK) that
+    the attach stream takes out. Without it (DD_MARK=0 stands for an older debugger) the status
+    is read from the pod, as before. A root target: the chroot branch of the script (the test
+    above covers the other).
+    """
+    start(cluster, ns, pod("api", cluster.images["static"]))
+    extra = () if mark else ("--env", "DD_MARK=0")
+    code, seen, requests = shell_requests(cluster, ns, tmp_path / "requests", "pod/api", *extra)
+    assert code == 7
+    assert b"distrodebug-exit" not in seen and EXIT_MARK[:2] not in seen, seen[-200:]
+    methods = [line.split()[0] for line in requests]
+    # GET the pod, PATCH the debugger in, WATCH until it runs, attach, POST the pod's Event.
+    attached = methods.index("WEBSOCKET")
+    assert methods[:attached] == ["GET", "PATCH", "GET"], requests
+    assert "watch=" in requests[2] and "ephemeralcontainers" in requests[1], requests
+    after = requests[attached + 1:]
+    assert [line.split()[0] for line in after if "/events" in line] == ["POST"], requests
+    if mark:
+        assert len(requests) == 5, requests  # kubectl debug -it sends 5 (benchmarks/k8s_shell.py)
+        assert not any(line.startswith("GET") for line in after), requests
+    else:
+        assert len(requests) == 6 and any("watch=" in line for line in after), requests
 
 
 def test_exec_exit_code_stdin_stderr_and_one_debugger_for_repeated_calls(cluster: Cluster,

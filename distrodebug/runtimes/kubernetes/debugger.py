@@ -63,22 +63,28 @@ class KubeSidecar:
             return 0  # started without attaching (--attach=false)
         if self.exec_mode:
             return self._exec_status(self._stream.status)
-        # The kubelet reports the exit a moment after the stream closes: one watch, not polls.
+        marks = self._stream.exit_marks
+        if marks is not None and marks.code is not None:
+            # The entry script's last output said it (sidecar.EXIT_MARK): no request needed.
+            return self._exited(marks.code)
+        # No mark (the stream broke, an older debugger, a pod whose script execs the shell): the
+        # kubelet reports the exit a moment after the stream closes: one watch, not polls.
         with self._kube.calls(f"reading the exit status of {self.name}", self.pod):
             for event in self._kube.watch_pod(self.pod, "", 10):
                 pod = event.get("object") or {}
                 state = (container_status(pod, self.name) or {}).get("state") or {}
                 if state.get("terminated"):
-                    code = int(state["terminated"].get("exitCode", 0))
-                    if not self.created_pod:
-                        self.notes.append(
-                            f"debug container {self.name} exited with status {code}; ephemeral "
-                            "containers stay listed in the pod but hold nothing")
-                    return code
+                    return self._exited(int(state["terminated"].get("exitCode", 0)))
         self.notes.append(
             f"the debugger {self.name} is still running: reattach with 'kubectl attach "
             f"{self.pod} -c {self.name} -i -t -n {self._kube.namespace}'")
         return 0
+
+    def _exited(self, code: int) -> int:
+        if not self.created_pod:
+            self.notes.append(f"debug container {self.name} exited with status {code}; ephemeral "
+                              "containers stay listed in the pod but hold nothing")
+        return code
 
     def _exec_status(self, status: Mapping[str, Any] | None) -> int:
         """The command's exit code; a status without one is the kubelet failing to run it."""

@@ -153,8 +153,11 @@ def start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> Ku
         elif exec_mode:
             body = _exec_body(spec, name, info.container)
         else:
-            body = customised(ephemeral_container(dataclasses.replace(spec, env=debugger_env(spec)), name,
-                                               info.container, spec.security_context), spec)
+            # DD_MARK: the entry script ends with its status in the output (sidecar.EXIT_MARK).
+            mark = {"DD_MARK": "1"} if spec.options.attach else {}
+            env = debugger_env(spec, **mark)
+            body = customised(ephemeral_container(dataclasses.replace(spec, env=env), name,
+                                                  info.container, spec.security_context), spec)
         patched = _add(kube, spec, info, body)
         wait_running(kube, info.name, name, patched["metadata"]["resourceVersion"],
                      spec.options.timeout)
@@ -185,6 +188,8 @@ def start_ephemeral(kube: KubeClient, spec: SidecarSpec, info: TargetInfo) -> Ku
             "input ended: a command reading stdin would never finish.",
             "Run it without piped input (--no-stdin), or copy the input in first with "
             "'distrodebug cp' and read it from a file.")
+    if not sidecar.exec_mode:
+        stream.watch_exit_marks()
     sidecar.attach(stream)
     if preamble:
         stream.send(preamble)

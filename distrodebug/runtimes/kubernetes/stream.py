@@ -15,6 +15,7 @@ from typing import Any
 
 from distrodebug.errors import SidecarFailed
 from distrodebug.model import STDERR, STDOUT
+from distrodebug.sidecar import EXIT_MARK
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
@@ -36,6 +37,67 @@ def exit_code_from_status(status: dict[str, Any] | None) -> int | None:
     return None
 
 
+class ExitMarks:
+    """Takes the debugger's exit marks (sidecar.EXIT_MARK, digits, BEL) out of its output.
+
+    ``code`` is the status the last mark carried, as long as no output followed it: the entry
+    script prints its mark last, so a mark printed earlier by something in the session (or one
+    followed by a background job's output) never decides the status; without a valid last mark
+    it is None and the caller asks the API server. A mark may arrive split across reads: only
+    what could still become one is held back at the end of a read, until the next read or the end.
+    """
+
+    MAX_DIGITS = 3  # exit statuses are 0..255
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """``data`` without the complete marks in it, and without a possible partial one at its end."""
+        data = self._held + data
+        self._held = b""
+        out = bytearray()
+        start = 0  # what is before start was copied to out or was a mark
+        search = 0
+        while (at := data.find(EXIT_MARK, search)) >= 0:
+            digits_at = at + len(EXIT_MARK)
+            end = digits_at
+            while end < len(data) and end - digits_at <= self.MAX_DIGITS and data[end:end + 1].isdigit():
+                end += 1
+            count = end - digits_at
+            if end == len(data) and count <= self.MAX_DIGITS:
+                self._emit(out, data[start:at])
+                self._held = data[at:]
+                return bytes(out)
+            if 0 < count <= self.MAX_DIGITS and data[end:end + 1] == b"\x07":
+                self._emit(out, data[start:at])
+                self.code = int(data[digits_at:end])
+                start = search = end + 1
+            else:
+                search = at + 1  # not a mark: its bytes go through as they are
+        tail = data[start:]
+        for size in range(min(len(EXIT_MARK) - 1, len(tail)), 0, -1):
+            if tail.endswith(EXIT_MARK[:size]):
+                self._emit(out, tail[:-size])
+                self._held = tail[-size:]
+                return bytes(out)
+        self._emit(out, tail)
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        """At the end of the stream: whatever was held back, which turned out to be output."""
+        rest, self._held = self._held, b""
+        if rest:
+            self.code = None
+        return rest
+
+    def _emit(self, out: bytearray, data: bytes) -> None:
+        if data:
+            out += data
+            self.code = None
+
+
 class WebSocketStream:
     """The Stream protocol over a connected websocket-client WebSocket."""
 
@@ -45,13 +107,21 @@ class WebSocketStream:
         headers = {k.lower(): v for k, v in (ws.getheaders() or {}).items()}
         self.protocol = ws.getsubprotocol() or headers.get("sec-websocket-protocol", "")
         self.status: dict[str, Any] | None = None
+        #: Set (watch_exit_marks) for a debugger whose entry script prints its status at the end.
+        self.exit_marks: ExitMarks | None = None
+        self._ended = False
         self._stdout = bytearray()
+
+    def watch_exit_marks(self) -> None:
+        """Take the debugger's exit marks out of stdout, keeping the last one's status."""
+        self.exit_marks = ExitMarks()
 
     def fileno(self) -> int:
         return int(self._ws.sock.fileno())
 
     def pending(self) -> bool:
-        return bool(getattr(self._ws.sock, "pending", lambda: 0)())
+        # Once ended, recv answers at once (the end) without touching the socket.
+        return self._ended or bool(getattr(self._ws.sock, "pending", lambda: 0)())
 
     def send(self, data: bytes) -> None:
         self._ws.send_binary(bytes([STDIN_CH]) + data)
@@ -76,9 +146,11 @@ class WebSocketStream:
         return data[0], bytes(data[1:])
 
     def recv(self) -> list[tuple[int, bytes]]:
-        frame = self._frame()
+        frame = None if self._ended else self._frame()
         if frame is None:
-            return []
+            self._ended = True
+            rest = self.exit_marks.flush() if self.exit_marks is not None else b""
+            return [(STDOUT, rest)] if rest else []
         channel, payload = frame
         if channel == STATUS_CH and payload:
             with contextlib.suppress(ValueError):
@@ -86,7 +158,11 @@ class WebSocketStream:
             return [(STDOUT, b"")]
         if channel == STDERR_CH:
             return [(STDERR, payload)]
-        return [(STDOUT, payload)] if channel == STDOUT_CH else [(STDOUT, b"")]
+        if channel != STDOUT_CH:
+            return [(STDOUT, b"")]
+        if self.exit_marks is not None:
+            payload = self.exit_marks.feed(payload)
+        return [(STDOUT, payload)]
 
     def readinto_stdout(self, view: memoryview, on_stderr: Callable[[bytes], None]) -> int:
         while not self._stdout:
