@@ -164,8 +164,8 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
     rows.sort(key=lambda r: r[0])  # stable: same-time rows keep their source order
     if any(event.precision >= 1 for _, event in rows):
         notes.append("times in whole seconds (file modification times, which tar keeps no finer; "
-                     "Kubernetes event and status times) sort at the start of their second, "
-                     "before what happened earlier in that second")
+                     "Kubernetes event and status times; Podman's log times) sort at the start of "
+                     "their second, before what happened earlier in that second")
     if options.limit is not None and len(rows) > options.limit:
         notes.append(f"--limit: the newest {options.limit} of {len(rows)} rows are shown")
         rows = rows[-options.limit :] if options.limit > 0 else []
@@ -232,7 +232,9 @@ def _log_lines(data: bytes | None, source: str) -> list[_Row]:
             if out and line:
                 out[-1][1].text += "\n" + line
             continue
-        out.append(_event(moment, "log", source, rest))
+        # Podman's API gives log times in whole seconds (its own files keep nanoseconds).
+        whole = "." not in stamp
+        out.append(_event(moment, "log", source, rest, precision=1.0 if whole else 0.0))
     return out
 
 

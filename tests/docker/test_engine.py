@@ -233,9 +233,10 @@ def test_images_volumes_and_commit(client: EngineClient, new_container: Any, too
         listed = client.volumes(filters={"label": f"{TEST_LABEL}={tag}"})["Volumes"]
         assert [v["Name"] for v in listed] == [volume]
         ident = new_container(toolbox, ["true"])
-        committed = client.commit(ident, repository=ref, tag="committed",
-                                  conf={"Labels": {TEST_LABEL: tag}}, pause=False)
+        committed = client.commit(ident, repository="distrodebug-test/engine-import",
+                                  tag=f"{tag}-committed", conf={"Labels": {TEST_LABEL: tag}}, pause=False)
         made.append(str(committed["Id"]))
+        assert committed["Id"].startswith("sha256:")  # Podman's bare ID given Docker's form
         found = client.images(filters={"label": f"{TEST_LABEL}={tag}"})
         assert [i["Id"] for i in found] == [committed["Id"]]
     finally:

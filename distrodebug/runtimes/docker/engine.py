@@ -259,6 +259,16 @@ def explanation_of(status: int, reason: str, body: bytes) -> str:
 
 
 def api_error(status: int, explanation: str) -> APIError:
+    """The error for an answer's status, with Docker's status where Podman says the same thing
+    with 500: a name already in use or a running container removed without force (Docker: 409),
+    a container removed a moment ago ("does not exist in database: no such container"; Docker:
+    404). Callers then handle one engine's words."""
+    if status == 500:
+        lowered = explanation.lower()
+        if "already in use" in lowered or "container state improper" in lowered:
+            status = 409
+        elif "no such container" in lowered:
+            status = 404
     return NotFound(status, explanation) if status == 404 else APIError(status, explanation)
 
 
@@ -629,8 +639,13 @@ class EngineClient:
                filters: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """The engine's events between two times (seconds since the epoch), one dict each; with
         ``until`` in the past or now, the engine ends the answer itself."""
+        # Filters in the engine's own form, {"container": {"ID": true}}: Docker reads it and the
+        # list form alike, Podman 4.3's compat events read only this one (a list matched nothing,
+        # so a dump on Podman had no engine events at all).
+        wanted = {key: {str(v): True for v in (value if isinstance(value, list | tuple) else [value])}
+                  for key, value in (filters or {}).items()}
         answer = self._stream("GET", "/events", params={"since": since, "until": until,
-                                                         "filters": dict(filters or {})})
+                                                         "filters": json.dumps(wanted)})
         with contextlib.closing(answer):
             pending = b""
             for chunk in answer.chunks():
@@ -643,8 +658,18 @@ class EngineClient:
 
     def commit(self, container: str, repository: str, tag: str, conf: Mapping[str, Any],
                pause: bool = True) -> dict[str, Any]:
-        return dict(self._json("POST", "/commit", json_body=dict(conf), params={
-            "container": container, "repo": repository, "tag": tag, "pause": pause}))
+        # Labels go as LABEL changes too: Podman 4.3's compat commit ignores the body's Labels
+        # (so cleanup could not find a snapshot by its labels); Docker applies both alike.
+        changes = [f"LABEL {json.dumps(str(k))}={json.dumps(str(v))}"
+                   for k, v in (conf.get("Labels") or {}).items()]
+        made = dict(self._json("POST", "/commit", json_body=dict(conf), params={
+            "container": container, "repo": repository, "tag": tag, "pause": pause,
+            "changes": changes or None}))
+        # Podman answers a bare 64-hex ID, which its DELETE then reads as a name: Docker's form.
+        ident = str(made.get("Id", ""))
+        if len(ident) == 64 and ":" not in ident:
+            made["Id"] = f"sha256:{ident}"
+        return made
 
     def attach_socket(self, container: str, params: Mapping[str, Any]) -> socket.socket:
         """The hijacked attach stream (stream.DockerStream reads and writes it)."""

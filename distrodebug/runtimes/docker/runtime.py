@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import io
 import os
-import re
 import signal
 import tarfile
 import threading
@@ -585,9 +584,10 @@ class DockerRuntime:
         found: list[dict[str, Any]] = []
         try:
             # Up to now to the nanosecond: a whole second would drop this second's events (a
-            # container that exited just before the dump).
-            stream = self.api.events(since=since, until=f"{time.time():.9f}",
-                                     filters={"container": [info.id]})
+            # container that exited just before the dump). Podman 4.3 reads a fractional
+            # 'until' as nothing at all: the next whole second there (it waits for it).
+            until = f"{time.time():.9f}" if self.engine()[0] != "Podman" else str(int(time.time()) + 1)
+            stream = self.api.events(since=since, until=until, filters={"container": [info.id]})
             for raw in stream:
                 event = dockerstate.engine_event(raw)
                 if event is not None:
@@ -989,6 +989,14 @@ class DockerRuntime:
                 "When the engine answers again, run 'distrodebug cleanup' to remove it.",
             ) from None
 
+    def warm_sidecars_of(self, target_name: str) -> list[str]:
+        """The warm sidecars idling beside a target (to remove before the target itself: Podman
+        refuses to remove a container whose namespaces others join, "dependent containers")."""
+        with translate(self.endpoint, f"listing the warm sidecars of '{target_name}'"):
+            found = self.api.containers(all=True, filters={"label": [
+                f"{ours.ROLE}={warm.ROLE}", f"{ours.TARGET}={ours.label_value(target_name)}"]})
+        return [str(c["Id"]) for c in found]
+
     def remove_objects(self, objects: list[tuple[str, str]]) -> None:
         """Remove containers, images and volumes; missing ones are fine.
 
@@ -1011,11 +1019,7 @@ class DockerRuntime:
             try:
                 if kind == "container":
                     self.api.remove_container(ident, force=True, v=True)
-                elif kind == "image":
-                    # Podman's commit answers a bare 64-hex ID, which its own DELETE then refuses
-                    # as a name ("cannot specify 64-byte hexadecimal strings"): say it is an ID.
-                    if re.fullmatch(r"[0-9a-f]{64}", ident):
-                        ident = f"sha256:{ident}"
+                elif kind == "image":  # (a commit's ID is in Docker's form: engine.commit)
                     self.api.remove_image(ident, force=True, noprune=False)
                 elif kind == "volume":
                     self.api.remove_volume(ident, force=True)

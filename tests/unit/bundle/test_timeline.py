@@ -81,6 +81,10 @@ def test_sources_merge_in_time_order() -> None:
     assert timeline.target_created == "2026-11-30T07:00:00Z"
     assert len({len(t) for t in times}) == 1
     assert "runtime: logs: cut" in timeline.notes
+    # Log lines carry the precision of their stamp: Podman's API gives whole seconds.
+    assert panic.precision == 0.0
+    previous = next(e for e in timeline.events if "previous run ended" in e.text)
+    assert previous.precision == 1.0 and "Podman's log times" in " ".join(timeline.notes)
 
 
 def test_many_files_are_grouped_and_the_newest_kept() -> None:
