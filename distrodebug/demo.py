@@ -94,6 +94,9 @@ def run(settings: Settings, ui: DemoUI, *, interactive: bool = False, keep: bool
                       f"'docker rm -f {name}'")
         else:
             with contextlib.suppress(DistrodebugError):
-                runtime.remove_objects([("container", app_id)])
+                # The warm sidecars the steps left beside the app go first (Podman will not remove
+                # a container that others join).
+                warm = [("container", ident) for ident in runtime.warm_sidecars_of(name)]
+                runtime.remove_objects([*warm, ("container", app_id)])
             ui.notice(f"removed {name}")
     return code

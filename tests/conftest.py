@@ -133,22 +133,30 @@ def ours(engine: Any, kind: str = "containers", warm: bool = False) -> list[Any]
     Warm sidecars (runtimes/docker/warm.py) outlive the command that started them by design and
     the engine removes them by itself: they are left out unless ``warm`` asks for them.
     """
-    filters = {"label": "io.distrodebug.tool=distrodebug"}
-    # The SDK inspects each listed object: one another session removes in between would end
-    # the listing with NotFound (other test runs share this engine), so those are skipped.
-    if kind == "containers":
-        return [c for c in engine.containers.list(all=True, filters=filters, ignore_removed=True)
-                if warm or c.labels.get("io.distrodebug.role") != "warm"]
-    if kind == "images":
-        import docker.errors
+    import docker.errors
 
-        found = []
-        for item in engine.api.images(filters=filters):
-            try:
-                found.append(engine.images.get(item["Id"]))
-            except docker.errors.NotFound:
-                pass
-        return found
+    filters = {"label": "io.distrodebug.tool=distrodebug"}
+
+    def get(collection: Any, ident: str) -> Any:
+        # The SDK inspects each listed object: one another session removes in between is
+        # skipped (other test runs share this engine). Docker says 404; Podman says 500 "no such
+        # container" for a container removed between its listing and its inspect.
+        try:
+            return collection.get(ident)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if "no such" in str(exc).lower():
+                return None
+            raise
+
+    if kind == "containers":
+        found = [get(engine.containers, c["Id"]) for c in engine.api.containers(all=True, filters=filters)]
+        return [c for c in found
+                if c is not None and (warm or c.labels.get("io.distrodebug.role") != "warm")]
+    if kind == "images":
+        images = [get(engine.images, item["Id"]) for item in engine.api.images(filters=filters)]
+        return [image for image in images if image is not None]
     return list(engine.volumes.list(filters=filters))
 
 

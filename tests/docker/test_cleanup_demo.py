@@ -51,3 +51,7 @@ def test_demo(dd: Any, engine: Any, python_image: str) -> None:
     assert "hello" in ran.out.lower()
     assert "0 change(s)" in ran.out
     assert not [c for c in ours(engine) if c.labels.get(ours_labels.ROLE) == "demo"]
+    # Nor the warm sidecars its steps left beside the app (Podman would not remove the app
+    # while they joined it).
+    assert not [c for c in ours(engine, warm=True)
+                if c.labels.get(ours_labels.TARGET, "").startswith("distrodebug-demo-")]
