@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,8 +14,6 @@ from tests.fixtures.layered import (
     Layer,
     directory,
     file,
-    load,
-    saved_archive,
     tool,
     whiteout,
 )
@@ -26,26 +23,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
 PASSWD = b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n"
 BASE = Layer("COPY rootfs / # base", [directory("etc"), file("etc/passwd", PASSWD),
                                       directory("tmp", 0o1777), tool("app")])
-
-
-@pytest.fixture
-def loaded(engine: Any) -> Iterator[Callable[..., str]]:
-    """Load an image made of these layers; every one is removed after the test."""
-    refs: list[str] = []
-
-    def make(layers: list[Layer], user: str | None = "65532") -> str:
-        ref = f"distrodebug-test/layered:{uuid.uuid4().hex[:8]}"
-        archive, _ = saved_archive(layers, ref=ref, user=user)
-        load(engine, archive)
-        refs.append(ref)
-        return ref
-
-    yield make
-    for ref in refs:
-        try:
-            engine.images.remove(ref, force=True)
-        except Exception:
-            pass
 
 
 def report(dd: Any, ref: str, *args: str) -> tuple[int, dict[str, Any]]:

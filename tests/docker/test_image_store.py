@@ -11,8 +11,7 @@ store route is refused in words and `auto` reads the archive.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,7 @@ from tests.fixtures.layered import (
     Layer,
     directory,
     file,
-    load,
     opaque,
-    saved_archive,
     symlink,
     tool,
     whiteout,
@@ -59,25 +56,6 @@ TRICKS = [
     ]),
     Layer("USER 65532", []),
 ]
-
-
-@pytest.fixture
-def loaded(engine: Any) -> Iterator[Callable[..., str]]:
-    refs: list[str] = []
-
-    def make(layers: list[Layer], user: str | None = "65532") -> str:
-        ref = f"distrodebug-test/store:{uuid.uuid4().hex[:8]}"
-        archive, _ = saved_archive(layers, ref=ref, user=user)
-        load(engine, archive)
-        refs.append(ref)
-        return ref
-
-    yield make
-    for ref in refs:
-        try:
-            engine.images.remove(ref, force=True)
-        except Exception:
-            pass
 
 
 def report(dd: Any, ref: str, read: str) -> dict[str, Any]:
