@@ -12,9 +12,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import ours
-from tests.fixtures.engine import changes
+from tests.fixtures.engine import changes, engine_differs
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
+
+#: The reuse tests' premise is Docker's: on Podman the runtime starts no warm sidecar (Podman will
+#: not remove a container another one joins, so an idle sidecar would block `podman rm -f`).
+DOCKER_ONLY = engine_differs("podman", "the runtime starts no warm sidecars on Podman "
+                             "(DockerRuntime.start_sidecar)")
 
 
 def warm_of(engine: Any, target: Any) -> list[Any]:
@@ -24,6 +29,7 @@ def warm_of(engine: Any, target: Any) -> list[Any]:
             and c.attrs["HostConfig"]["PidMode"] == f"container:{target.id}"]
 
 
+@DOCKER_ONLY
 def test_second_exec_reuses_the_sidecar_and_keeps_each_status(dd: Any, engine: Any,
                                                               make_container: Any,
                                                               static_image: str) -> None:
@@ -40,6 +46,7 @@ def test_second_exec_reuses_the_sidecar_and_keeps_each_status(dd: Any, engine: A
     assert changes(target) == []
 
 
+@DOCKER_ONLY
 def test_reuse_never_mixes_targets_or_privileges(dd: Any, engine: Any, make_container: Any,
                                                  static_image: str) -> None:
     one, two = make_container(static_image), make_container(static_image)
@@ -57,6 +64,7 @@ def test_reuse_never_mixes_targets_or_privileges(dd: Any, engine: Any, make_cont
     assert len(hashes) == 3
 
 
+@DOCKER_ONLY
 def test_interrupted_command_is_ended_and_the_sidecar_stays(dd: Any, engine: Any,
                                                            make_container: Any, toolbox: str,
                                                            static_image: str) -> None:
@@ -84,6 +92,7 @@ def test_interrupted_command_is_ended_and_the_sidecar_stays(dd: Any, engine: Any
     assert " Z " not in states.out
 
 
+@DOCKER_ONLY
 def test_idle_sidecar_ends_and_is_removed(dd: Any, engine: Any, make_container: Any,
                                           static_image: str) -> None:
     target = make_container(static_image)
@@ -95,6 +104,7 @@ def test_idle_sidecar_ends_and_is_removed(dd: Any, engine: Any, make_container: 
         time.sleep(1)
 
 
+@DOCKER_ONLY
 def test_a_target_that_stops_takes_its_warm_sidecar_and_the_next_exec_starts_afresh(
         dd: Any, engine: Any, make_container: Any, static_image: str) -> None:
     target = make_container(static_image)
@@ -119,6 +129,7 @@ def test_reuse_off_starts_one_sidecar_per_command(dd: Any, engine: Any, make_con
     assert warm_of(engine, target) == []
 
 
+@DOCKER_ONLY
 def test_sessions_lists_it_and_cleanup_leaves_it(dd: Any, engine: Any, make_container: Any,
                                                  static_image: str) -> None:
     target = make_container(static_image)
@@ -129,3 +140,17 @@ def test_sessions_lists_it_and_cleanup_leaves_it(dd: Any, engine: Any, make_cont
     assert row["alive"] is True and row["target"] == target.name
     assert dd("cleanup").code == 0
     assert [c.id for c in warm_of(engine, target)] == [sidecar.id]
+
+
+def test_no_sidecar_of_ours_keeps_the_target_from_being_removed(dd: Any, engine: Any,
+                                                                  make_container: Any,
+                                                                  static_image: str) -> None:
+    """Right after an exec the user may remove the target: on Docker the warm sidecar goes with
+    it, on Podman (which refuses to remove a container others join) none was left beside it."""
+    target = make_container(static_image)
+    assert dd("exec", target.name, "--", "true").code == 0
+    target.remove(force=True)
+    deadline = time.monotonic() + 10
+    while warm_of(engine, target) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert warm_of(engine, target) == []

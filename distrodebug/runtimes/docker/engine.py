@@ -412,6 +412,9 @@ class EngineClient:
         if endpoint.scheme not in ("unix", "tcp"):
             raise ValueError(f"the engine client cannot reach {endpoint.url}")
         self.endpoint = endpoint
+        #: The first answer's Server header ('Docker/20.10.24 (linux)', 'Libpod/4.3.1 (linux)'):
+        #: which engine answers, known without asking /version.
+        self.server = ""
         self.api_version = version
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
@@ -469,6 +472,8 @@ class EngineClient:
                     conn.close()
                     response = self._send(conn, method, url, body, headers, timeout)
                 data = response.read()
+                if not self.server:
+                    self.server = str(response.headers.get("Server") or "")
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 raise _transport_error(exc, self.endpoint.url) from None
@@ -528,6 +533,8 @@ class EngineClient:
                 if response.status < 400:
                     return Streamed(conn, response, self.endpoint.url)
                 data = response.read()
+                if not self.server:
+                    self.server = str(response.headers.get("Server") or "")
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 raise _transport_error(exc, self.endpoint.url) from None

@@ -737,8 +737,16 @@ class DockerRuntime:
                            labels=i.get("Labels") or {}), int(i.get("Size") or 0)) for i in found]
 
     # -- sidecars ------------------------------------------------------------------------------
+    def podman(self) -> bool:
+        """Is Podman answering? From a header the engine already sent, else from /version."""
+        server = self.api.server
+        return server.startswith("Libpod") if server else self.engine()[0] == "Podman"
+
     def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar | WarmExec:
-        if warm.eligible(spec):
+        # No warm sidecars on Podman: it refuses to remove a container while another joins its
+        # namespaces ("dependent containers"), so one idling beside the target would make
+        # `podman rm -f TARGET` fail for its idle minute. There each command has its own sidecar.
+        if warm.eligible(spec) and not self.podman():
             started = self._start_warm(spec, info)
             if started is not None:
                 return started
