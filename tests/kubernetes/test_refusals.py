@@ -185,7 +185,10 @@ def test_debugger_that_exits_at_once_is_reported(cluster: Cluster, ns: str, engi
     buf.seek(0)
     engine.api.import_image_from_data(buf.read(), repository="distrodebug-test/arm64-only",
                                       tag="1")
-    load(["distrodebug-test/arm64-only:1"])
+    try:
+        load(["distrodebug-test/arm64-only:1"])
+    finally:  # containerd keeps its copy; each import left the engine one more untagged image
+        engine.images.remove("distrodebug-test/arm64-only:1", force=True)
     cluster.apply(pod("api", cluster.images["static"]), namespace=ns)
     cluster.wait_ready("api", ns)
     ran = cluster.dd("exec", "pod/api", "-n", ns, "--image", "distrodebug-test/arm64-only:1",
