@@ -161,7 +161,10 @@ def build_timeline(manifest: Mapping[str, Any], meta: Mapping[str, bytes],
         logs = logs[-options.logs :]
     rows += logs
     rows += _file_rows(files, created, options, notes)
-    rows.sort(key=lambda r: r[0])  # stable: same-time rows keep their source order
+    # Stable: same-time rows keep their source order, except the dump's own rows, which come
+    # last in their second (what it captured happened before it finished: a file written during
+    # the dump has the whole-second time of the manifest's end).
+    rows.sort(key=lambda r: (r[0], r[1].kind == "dump"))
     if any(event.precision >= 1 for _, event in rows):
         notes.append("times in whole seconds (file modification times, which tar keeps no finer; "
                      "Kubernetes event and status times; Podman's log times) sort at the start of "

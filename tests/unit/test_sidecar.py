@@ -123,3 +123,12 @@ def test_recently_restarted_container_counts_as_crash_looping() -> None:
     assert info_from_inspect(data, now=started + 3600).status == "running"
     data["RestartCount"] = 0
     assert info_from_inspect(data, now=started + 3).status == "running"
+
+
+@pytest.mark.parametrize(("podman", "docker"), [("stopped", "exited"), ("configured", "created"),
+                                                ("initialized", "created"), ("stopping", "running")])
+def test_podmans_state_words_read_as_dockers(podman: str, docker: str) -> None:
+    """A crash-looping container on Podman is 'stopped' between two runs: debugged like an
+    exited one, not refused as an unknown state."""
+    data = {"Id": "abc", "Name": "/web", "Config": {}, "HostConfig": {}, "State": {"Status": podman}}
+    assert info_from_inspect(data).status == docker

@@ -581,19 +581,29 @@ class DockerRuntime:
         The engine keeps recent events in memory only (since it started, a bounded number)."""
         created = parse_time(info.raw.get("Created"))
         since = int(created.timestamp()) if created else int(time.time()) - 86400
+        podman = self.podman()
         found: list[dict[str, Any]] = []
-        try:
-            # Up to now to the nanosecond: a whole second would drop this second's events (a
-            # container that exited just before the dump). Podman 4.3 reads a fractional
-            # 'until' as nothing at all: the next whole second there (it waits for it).
-            until = f"{time.time():.9f}" if self.engine()[0] != "Podman" else str(int(time.time()) + 1)
-            stream = self.api.events(since=since, until=until, filters={"container": [info.id]})
-            for raw in stream:
-                event = dockerstate.engine_event(raw)
-                if event is not None:
-                    found.append(event)
-        except (EngineError, ValueError) as exc:  # ValueError: an event that is not JSON
-            notes.append(f"engine events could not be read: {_explain(exc)}")
+        # Podman writes a container's 'died' event from its cleanup process, a moment after the
+        # exit the state already shows (seconds on a busy machine): one more look for it.
+        for attempt in range(2 if podman and info.status == "exited" else 1):
+            if attempt:
+                time.sleep(1.5)
+            found = []
+            try:
+                # Up to now to the nanosecond: a whole second would drop this second's events (a
+                # container that exited just before the dump). Podman 4.3 reads a fractional
+                # 'until' as nothing at all: the next whole second there (it waits for it).
+                until = str(int(time.time()) + 1) if podman else f"{time.time():.9f}"
+                stream = self.api.events(since=since, until=until, filters={"container": [info.id]})
+                for raw in stream:
+                    event = dockerstate.engine_event(raw)
+                    if event is not None:
+                        found.append(event)
+            except (EngineError, ValueError) as exc:  # ValueError: an event that is not JSON
+                notes.append(f"engine events could not be read: {_explain(exc)}")
+                break
+            if any(event["reason"] == "die" for event in found):
+                break
         notes.append("engine events: Docker keeps only the most recent ones, in memory: on a busy "
                      "engine, or after it restarted, older ones are gone")
         return found

@@ -74,12 +74,19 @@ def _uptime(started_at: str, now: float) -> float | None:
     return now - started.timestamp()
 
 
+_PODMAN_STATES = {"stopped": "exited", "configured": "created", "initialized": "created",
+                  "stopping": "running"}
+
+
 def info_from_inspect(data: Mapping[str, Any], now: float | None = None) -> TargetInfo:
     """TargetInfo from 'docker inspect' data; pure but for the clock."""
     config = data.get("Config") or {}
     host = data.get("HostConfig") or {}
     state = data.get("State") or {}
     status = str(state.get("Status") or "unknown")
+    # Podman's own words for Docker's states: 'stopped' (exited, between two runs of a restart
+    # policy too), 'configured' and 'initialized' (created, never started), 'stopping' (running).
+    status = _PODMAN_STATES.get(status, status)
     if state.get("Restarting"):
         status = "restarting"
     elif status == "running" and int(data.get("RestartCount") or 0) > 0:

@@ -87,6 +87,14 @@ def test_sources_merge_in_time_order() -> None:
     assert previous.precision == 1.0 and "Podman's log times" in " ".join(timeline.notes)
 
 
+def test_a_file_written_in_the_dumps_last_second_comes_before_its_end() -> None:
+    """Tar's whole seconds tie a file written during the dump with the manifest's end: the dump
+    finished after what it captured (on Podman the target's /etc/hosts is such a file)."""
+    timeline = build_timeline(_manifest([_entry("etc/hosts", T0 + 605)]), _meta())
+    assert timeline.events[-1].kind == "dump" and "dump finished" in timeline.events[-1].text
+    assert timeline.events[-2].kind == "file" and timeline.events[-2].time == timeline.events[-1].time
+
+
 def test_many_files_are_grouped_and_the_newest_kept() -> None:
     image = [_entry(f"usr/share/f{i}", T0 - 86400 * (i % 3 + 1) - i) for i in range(20_000)]
     own = [_entry(f"tmp/new{i}", T0 + i) for i in range(300)]
