@@ -91,11 +91,23 @@ def make_container(engine: Any) -> Iterator[Callable[..., Any]]:
         return container
 
     yield make
+    import docker.errors
+
     for container in made:
-        try:
-            container.remove(force=True, v=True)
-        except Exception:
-            pass
+        # Podman refuses for a moment what Docker does at once: removing a container whose
+        # cleanup is still running, or that a sidecar being removed still joins ("dependent
+        # containers"). Without a few more tries its targets piled up on the machine.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                container.remove(force=True, v=True)
+                break
+            except docker.errors.NotFound:
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
 
 
 @dataclass
