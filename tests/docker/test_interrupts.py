@@ -179,9 +179,16 @@ def test_sigterm_at_any_moment_of_a_session_leaves_nothing(
 
 
 def test_cleanup_removes_the_partial_bundle_of_a_killed_dump(
-        engine: Any, toolbox: str, make_container: Any, static_image: str, tmp_path: Path) -> None:
+        engine: Any, toolbox: str, make_container: Any, tmp_path: Path) -> None:
     """Issue 11, item 6: `cleanup` never found the hidden partial file a killed dump left."""
-    target = make_container(static_image)
+    # A target with 400 MB to dump, so the dump is still writing when the test looks (a small
+    # one was done before the first look now and then, on Podman).
+    target = make_container(toolbox, command=["sh", "-c", "head -c 400000000 /dev/zero > /tmp/big; "
+                                              "touch /tmp/ready; sleep 3600"])
+    deadline = time.monotonic() + 60
+    while target.exec_run(["test", "-e", "/tmp/ready"]).exit_code != 0:
+        assert time.monotonic() < deadline, "the target never wrote its big file"
+        time.sleep(0.2)
     env = {**os.environ, "DISTRODEBUG_IMAGE": toolbox, "XDG_STATE_HOME": str(tmp_path / "state")}
     out = tmp_path / "incident.tar"
     dump = subprocess.Popen([sys.executable, "-m", "distrodebug", "dump", target.name, "-f",
