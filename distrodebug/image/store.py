@@ -52,7 +52,9 @@ class StoredImage:
     sizes: list[int]
 
 
-def _read_small(path: Path, limit: int) -> bytes | None:
+def _read_start(path: str | Path, size: int) -> bytes | None:
+    """Up to ``size`` bytes from the start of a regular file, never through a symlink and never
+    blocking on a FIFO; None when ``path`` is no readable regular file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -60,12 +62,23 @@ def _read_small(path: Path, limit: int) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        data = os.read(fd, limit + 1)
+        out = bytearray()
+        while len(out) < size:
+            piece = os.read(fd, min(size - len(out), 1 << 20))
+            if not piece:
+                break
+            out += piece
+        return bytes(out)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return data if len(data) <= limit else None
+
+
+def _read_small(path: Path, limit: int) -> bytes | None:
+    """A whole file of the store, None when it is larger than ``limit``."""
+    data = _read_start(path, limit + 1)
+    return data if data is not None and len(data) <= limit else None
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -140,24 +153,7 @@ class _FileContent:
         self.path = ""
 
     def read(self, size: int) -> bytes:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            return b""
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return b""
-            out = bytearray()
-            while len(out) < size:
-                piece = os.read(fd, min(size - len(out), 1 << 20))
-                if not piece:
-                    break
-                out += piece
-            return bytes(out)
-        except OSError:
-            return b""
-        finally:
-            os.close(fd)
+        return _read_start(self.path, size) or b""
 
     def head(self) -> bytes:
         return self.read(8192)

@@ -691,7 +691,7 @@ class DockerRuntime:
         ``image`` may read unpacked layers; image.store checks every file it reads against the
         image's digests, so a socket forwarded from another machine cannot mislead it); Podman's
         store has another layout, so None for it."""
-        if self.api.endpoint.scheme != "unix" or self.engine()[0] != "Docker":
+        if self.api.endpoint.scheme != "unix" or self.podman():
             return None
         with translate(self.endpoint, "reading the engine's storage"):
             info = self.api.info()
