@@ -28,6 +28,8 @@ DEFAULT_IMAGE = "distrodebug/busybox:1"
 
 #: Docker's default detach keys (ctrl-p, ctrl-q) would swallow ^P; this sequence is rare in shells.
 DETACH_KEYS = "ctrl-],ctrl-]"
+#: The bytes those keys type (0x1d twice), which the Docker runtime watches for itself.
+DETACH_BYTES = b"\x1d\x1d"
 
 
 @dataclass(frozen=True)

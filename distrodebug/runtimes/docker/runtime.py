@@ -80,6 +80,8 @@ __all__ = ["API_VERSION", "DockerRuntime", "DockerStream", "container_kwargs", "
 STOP_GRACE = 5
 #: Where a sidecar whose image has no subreaper of its own gets ours (in its own layer).
 LENT_REAPER = "/.distrodebug-reaper"
+#: The note a session ended by the detach keys leaves (the stream watches for the keys).
+DETACHED = "detached (Ctrl-] Ctrl-]): the session ended and its sidecar was removed"
 
 
 def _endpoint(url: str | None) -> Endpoint:
@@ -240,6 +242,9 @@ class DockerSidecar:
         """
         api = self._runtime.api
         tty = self.stream is not None and self.stream.tty
+        if self.stream is not None and self.stream.detached:
+            self.notes.append(DETACHED)
+            return 0
         with translate(self._runtime.endpoint, "waiting for the sidecar"):
             while True:
                 try:
@@ -256,8 +261,7 @@ class DockerSidecar:
                             "session left.",
                         ) from None
                 if tty and running:
-                    self.notes.append("detached (Ctrl-] Ctrl-]): the session ended and its "
-                                      "sidecar was removed")
+                    self.notes.append(DETACHED)
                     return 0
 
     def remove(self) -> None:
@@ -877,7 +881,7 @@ class DockerRuntime:
                     params={"stdin": int(spec.stdin), "stdout": 1, "stderr": 1, "stream": 1,
                             "detachKeys": settings.DETACH_KEYS},
                 )
-                sidecar.stream = DockerStream(sock, spec.tty)
+                sidecar.stream = DockerStream(sock, spec.tty, settings.DETACH_BYTES)
                 try:
                     self.api.start(sidecar.id)
                 except APIError as exc:

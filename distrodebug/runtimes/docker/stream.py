@@ -20,10 +20,15 @@ class DockerStream:
     :meth:`readinto_stdout` share that state.
     """
 
-    def __init__(self, sock: Any, tty: bool) -> None:
+    def __init__(self, sock: Any, tty: bool, detach: bytes = b"") -> None:
         self._sock = sock
         self._tty = tty
         self.tty = tty
+        #: The detach keys, watched for here in what the user types (with a TTY only).
+        self._detach = detach if tty else b""
+        self._held = b""  # typed bytes that begin the detach keys, not sent yet
+        #: The user typed the detach keys: the stream was ended here, the sidecar still runs.
+        self.detached = False
         self._head = bytearray()  # a frame header split across two reads
         self._left = 0  # payload bytes of the current frame not read yet
         self._channel = STDOUT
@@ -33,7 +38,35 @@ class DockerStream:
         return int(self._sock.fileno())
 
     def send(self, data: bytes) -> None:
-        self._sock.sendall(data)
+        if self._detach:
+            data = self._watch_detach(data)
+        if data:
+            self._sock.sendall(data)
+
+    def _watch_detach(self, data: bytes) -> bytes:
+        """What of ``data`` to send now; ends the stream when the detach keys are complete.
+
+        The keys are also given to the engine, but Podman's attach only sees them when each key
+        arrives in a read of its own (its CopyDetachable compares one-byte reads), so keys typed
+        fast, pasted, or joined on the way by the socket were sent on to the shell there. Docker
+        finds them anywhere in the stream. Watching for them here makes both engines detach
+        alike: the bytes typed before them are sent, and a trailing part of them is held until
+        the next key shows whether it completes them (as Docker holds it).
+        """
+        data = self._held + data
+        self._held = b""
+        at = data.find(self._detach)
+        if at >= 0:
+            if at:
+                self._sock.sendall(data[:at])
+            self.detached = True
+            self.abort()
+            return b""
+        for size in range(min(len(self._detach) - 1, len(data)), 0, -1):
+            if data.endswith(self._detach[:size]):
+                self._held = data[-size:]
+                return data[:-size]
+        return data
 
     def pending(self) -> bool:
         # An SSL socket may hold decrypted bytes that select() cannot see.
