@@ -21,7 +21,7 @@ class _Reachable(Protocol):
 class DockerFacts(_Reachable, Protocol):
     """What doctor asks of a Docker API engine (Docker or Podman; server_version names which)."""
 
-    def rootless(self) -> bool: ...
+    def rootless(self) -> str | None: ...
 
     def image_labels(self, ref: str) -> dict[str, str] | None: ...
 
@@ -156,15 +156,18 @@ def docker(runtime: DockerFacts, target: Target | None, settings: Settings) -> R
     if _reachable(runtime, report, "engine") is None:
         return report
     try:
-        rootless = runtime.rootless()
+        cgroups = runtime.rootless()
     except DistrodebugError:
-        rootless = False
-    if rootless:
+        cgroups = None
+    if cgroups is not None:
         report.checks.append(Check(
             "rootless engine", False,
-            "the engine runs rootless: a sidecar's capabilities stay inside the engine's user "
-            "namespace, so reading a target that runs as another user (/proc/<pid>/root) can be "
-            "refused; a rootful engine has no such limit (README: Podman)", False))
+            "the engine runs rootless: only this user's containers can be debugged, and a "
+            "sidecar's root and capabilities (--privileged too) hold only inside the user's "
+            "namespace" + (
+                "; on cgroup v1 no limit is enforced on a sidecar (dump and cp jobs run without "
+                "their memory and process caps)" if cgroups == "1" else "")
+            + " (README: Podman)", False))
     labels = runtime.image_labels(settings.image)
     report.checks.append(Check(
         "debug image", labels is not None,

@@ -22,9 +22,17 @@ if [ "${DISTRODEBUG_WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 
 fi
 # The Podman test lane (DISTRODEBUG_ENGINES containing podman): Debian's podman; the lane starts
 # its own service with tests/fixtures/podman/containers.conf.
+# tests/podman/ also runs a rootless service as an unprivileged user of its own (made below),
+# which needs newuidmap (uidmap) and user-mode networking (slirp4netns).
+podman_lane=0
 case ",${DISTRODEBUG_ENGINES:-docker}," in
-  *,podman,*) command -v podman >/dev/null 2>&1 || missing+=(podman) ;;
+  *,podman,*) podman_lane=1 ;;
 esac
+if [ "$podman_lane" = 1 ]; then
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
+  command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+  command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   as_root apt-get update -qq
@@ -34,6 +42,17 @@ fi
 if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
   as_root apt-get update -qq
 fi
+
+# The rootless Podman tests' user: useradd gives it subordinate uid and gid ranges (Debian's
+# login.defs), which rootless Podman maps its containers' users into.
+if [ "$podman_lane" = 1 ] && ! id distrodebug-rootless >/dev/null 2>&1; then
+  echo "setup: adding the user distrodebug-rootless (rootless Podman tests)" >&2
+  as_root useradd --create-home --shell /usr/sbin/nologin distrodebug-rootless
+fi
+grep -q '^distrodebug-rootless:' /etc/subuid 2>/dev/null || [ "$podman_lane" = 0 ] || {
+  echo "setup: distrodebug-rootless has no range in /etc/subuid; rootless Podman needs one" >&2
+  exit 1
+}
 
 if ! docker info >/dev/null 2>&1; then
   echo "setup: starting dockerd" >&2

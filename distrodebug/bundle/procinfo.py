@@ -347,7 +347,10 @@ def parse_collect(text: str) -> Collected:
         proc["started_error"] = result.boot_time_error if proc["started"] else None
     own = _own_processes(procs, self_pid) | _warm_sidecars(procs, cgroups, target_pid)
     mine = cgroups.get(self_pid) if self_pid is not None else None
-    if mine:  # the sidecar's cgroup is never the target's (each container has its own)
+    # Each container has a cgroup of its own where the engine manages cgroups. Rootless Podman
+    # on cgroup v1 manages none: the target, the sidecar and every other container of that user
+    # share one, and the rule would leave out every process of the target.
+    if mine and mine != cgroups.get(target_pid):
         own.update(pid for pid, group in cgroups.items() if group == mine)
     result.processes = [p for pid, p in sorted(procs.items()) if pid not in own]
     _match_sockets(result.sockets, result.processes)

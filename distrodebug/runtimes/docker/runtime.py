@@ -623,11 +623,19 @@ class DockerRuntime:
         """'Docker 20.10.24' or 'Podman 4.3.1'."""
         return " ".join(self.engine())
 
-    def rootless(self) -> bool:
-        """True when the engine runs rootless (Docker and Podman both say so in SecurityOptions)."""
+    def rootless(self) -> str | None:
+        """None for a rootful engine; for a rootless one, its cgroup version ('1', '2', '?').
+
+        Docker says rootless in SecurityOptions; Podman's compat info does not (only
+        seccomp there), it has a field of its own. On cgroup v1 a rootless engine manages no
+        cgroups: limits on a container are accepted and not enforced.
+        """
         with translate(self.endpoint, "reading the engine's security options"):
-            options = self.api.info().get("SecurityOptions") or []
-        return any("name=rootless" in str(option) for option in options)
+            info = self.api.info()
+        options = info.get("SecurityOptions") or []
+        if info.get("Rootless") is True or any("name=rootless" in str(o) for o in options):
+            return str(info.get("CgroupVersion") or "?")
+        return None
 
     def target_state(self, info: TargetInfo) -> str:
         try:

@@ -245,3 +245,19 @@ def test_parse_collect_start_times_and_the_sidecars_cgroup() -> None:
                              + f"\nT 1 {_b(stat)}\nEND")
     assert fallback.processes[0]["started"] == "2026-11-30T00:53:22.500Z"
     assert fallback.processes[0]["started_error"] == 1.0
+
+
+def test_a_cgroup_shared_with_the_target_leaves_out_only_the_collecting_shells_own() -> None:
+    # Rootless Podman on cgroup v1: every container of the user is in the user's one cgroup.
+    stat = b"1 (app) S 0 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 250 0 0"
+    shared = _b(b"12:pids:/user.slice/user-1000.slice\n")
+    text = "\n".join([
+        "DDCOLLECT 1", "SELF 40", "TARGET 1",
+        _proc(1, 0, "app", b"app\0"), f"T 1 {_b(stat)} {shared}",
+        _proc(2, 1, "worker", b"worker\0"), f"T 2 {_b(stat)} {shared}",
+        _proc(7, 0, "reaper", b"distrodebug-reaper\0"), f"T 7 {_b(stat)} {shared}",
+        _proc(40, 7, "sh", b"sh\0"), f"T 40 {_b(stat)} {shared}",
+        _proc(41, 40, "cat", b"cat\0"), f"T 41 {_b(stat)} {shared}",
+        "END",
+    ])
+    assert [p["pid"] for p in parse_collect(text).processes] == [1, 2]
