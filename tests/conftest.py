@@ -139,6 +139,22 @@ def dd(toolbox: str) -> Callable[..., Ran]:
     return run
 
 
+def run_to_end(engine: Any, image: str, command: list[str], **create: Any) -> bytes:
+    """Run a labelled helper container to its end and return its output.
+
+    Created, waited for and read, not the SDK's ``containers.run``: that follows the logs, and
+    Podman's followed logs of a container that ends before they are asked for never close (a
+    test then hung until its timeout).
+    """
+    box = engine.containers.create(image, command, labels={TEST_LABEL: "1"}, **create)
+    try:
+        box.start()
+        box.wait(timeout=60)
+        return bytes(box.logs())
+    finally:
+        box.remove(force=True)
+
+
 def ours(engine: Any, kind: str = "containers", warm: bool = False) -> list[Any]:
     """Objects carrying distrodebug's tool label (sidecars, snapshots, volumes).
 

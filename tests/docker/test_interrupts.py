@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from distrodebug import labels
-from tests.conftest import TEST_LABEL
+from tests.conftest import TEST_LABEL, run_to_end
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
 
@@ -40,16 +40,15 @@ def labels_reaper_path(engine: Any, image: str) -> str:
 
 def zombies(engine: Any, toolbox: str, target: Any) -> list[str]:
     """Zombie processes (state Z) in the target's PID namespace."""
-    out = engine.containers.run(toolbox, ["ps", "-o", "pid,ppid,stat,args"], remove=True,
-                                pid_mode=f"container:{target.id}", labels={TEST_LABEL: "1"})
+    out = run_to_end(engine, toolbox, ["ps", "-o", "pid,ppid,stat,args"],
+                     pid_mode=f"container:{target.id}")
     rows = [line.split(None, 3) for line in out.decode().splitlines()[1:]]
     return [" ".join(r) for r in rows if len(r) >= 3 and "Z" in r[2]]
 
 
 def in_target(engine: Any, toolbox: str, target: Any, word: str) -> bool:
     """True when a process whose command line holds ``word`` runs in the target's namespace."""
-    out = engine.containers.run(toolbox, ["ps", "-o", "args"], remove=True,
-                                pid_mode=f"container:{target.id}", labels={TEST_LABEL: "1"})
+    out = run_to_end(engine, toolbox, ["ps", "-o", "args"], pid_mode=f"container:{target.id}")
     return word in out.decode()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from tests.conftest import ours
+from tests.conftest import ours, run_to_end
 from tests.fixtures.engine import changes
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_leftovers")]
@@ -57,16 +57,7 @@ def test_interactive_session(toolbox: str, make_container: Any, python_image: st
     assert not [c for c in ours(engine) if c.labels.get("io.distrodebug.target") == target.name]
     assert target.diff() == before
     # The background sleep was reaped by the sidecar's reaper, not left as a zombie in the target.
-    # (Created, waited for and read, not `run`: Podman's followed logs of a container that has
-    # already ended never close.)
-    box = engine.containers.create(toolbox, ["ps", "-o", "stat,args"],
-                                   pid_mode=f"container:{target.id}", labels={"io.distrodebug.test": "1"})
-    try:
-        box.start()
-        box.wait(timeout=60)
-        ps = box.logs()
-    finally:
-        box.remove(force=True)
+    ps = run_to_end(engine, toolbox, ["ps", "-o", "stat,args"], pid_mode=f"container:{target.id}")
     assert b"sleep" not in ps, ps.decode()
 
 
