@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from distrodebug.bundle.tar.reader import Buffers
+from distrodebug.bundle.tar.source import Buffers
 
 # The pipeline's sizes (tests/unit/bundle shrinks them to recycle every buffer often).
 IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most STAGE bytes each)

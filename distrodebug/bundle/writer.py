@@ -44,14 +44,8 @@ from distrodebug.bundle.options import (
 )
 from distrodebug.bundle.output import READ_BUFFER, Output, fileno_of
 from distrodebug.bundle.redact import redact_data, redact_text
-from distrodebug.bundle.tar.reader import (
-    Member,
-    TarFormatError,
-    TarReader,
-    TarWriter,
-    header_block,
-    padding,
-)
+from distrodebug.bundle.tar.reader import Member, TarFormatError, TarReader
+from distrodebug.bundle.tar.writer import TarWriter, header_block, padding
 from distrodebug.errors import BundleError, DistrodebugError, ExitCode, UsageError
 
 __all__ = ["DumpInfo", "DumpResult", "SideFile", "SkippedEntry", "write_bundle"]
