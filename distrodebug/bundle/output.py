@@ -1,6 +1,6 @@
 """The bundle's output: tar bytes written, and large files hashed, by a worker thread.
 
-Split from dump.py, which decides what goes into a bundle; this only moves bytes to the file.
+What goes into a bundle is decided by contents.py and fscopy.py; this only moves bytes to the file.
 """
 
 from __future__ import annotations

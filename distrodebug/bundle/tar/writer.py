@@ -7,7 +7,7 @@ writing needs none of that, only the header builders of :mod:`distrodebug.bundle
 from __future__ import annotations
 
 import tarfile
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from distrodebug.bundle.tar.header import BLOCK, ENC, ERRORS, build_block, fast_tobuf
 
@@ -58,6 +58,16 @@ class TarWriter:
     def close(self) -> None:
         """End of archive: two zero blocks."""
         self._out.write(bytes(2 * BLOCK))
+
+
+def member_info(name: str, kind: bytes, **fields: Any) -> tarfile.TarInfo:
+    """A TarInfo for :meth:`TarWriter.begin`: mode 0644 unless ``fields`` say otherwise."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = 0o644
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
 
 
 def header_block(
