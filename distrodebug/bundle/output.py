@@ -1,6 +1,6 @@
 """The bundle's output: tar bytes written, and large files hashed, by a worker thread.
 
-Split from dump.py, which decides what goes into a bundle; this only moves bytes to the file.
+What goes into a bundle is decided by contents.py and fscopy.py; this only moves bytes to the file.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from distrodebug.bundle.tar.reader import Buffers
+from distrodebug.bundle.tar.source import Buffers
 
 # The pipeline's sizes (tests/unit/bundle shrinks them to recycle every buffer often).
 IN_FLIGHT = 16  # pieces queued for the worker (gathered ones are at most STAGE bytes each)

@@ -1,4 +1,4 @@
-"""Our engine client (distrodebug/runtimes/docker/engine.py) against the real engine: big answers on
+"""Our engine client (distrodebug/runtimes/docker/engine/) against the real engine: big answers on
 the kept connection, chunked archive streams both ways, a hijacked attach and exec carrying stdin
 and stdout, the error statuses, the version step-down, a timeout the connection survives."""
 
@@ -17,14 +17,9 @@ from typing import Any
 import pytest
 
 from distrodebug.model import STDERR
-from distrodebug.runtimes.docker.engine import (
-    APIError,
-    EngineClient,
-    EngineUnreachable,
-    NotFound,
-    endpoint_from_env,
-    parse_host,
-)
+from distrodebug.runtimes.docker.engine.client import EngineClient
+from distrodebug.runtimes.docker.engine.endpoint import endpoint_from_env, parse_host
+from distrodebug.runtimes.docker.engine.errors import APIError, EngineUnreachable, NotFound
 from distrodebug.runtimes.docker.stream import DockerStream
 from tests.conftest import TEST_LABEL
 from tests.fixtures.engine import lane

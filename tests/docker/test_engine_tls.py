@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from distrodebug.model import STDERR
-from distrodebug.runtimes.docker.engine import EngineClient, EngineUnreachable, endpoint_from_env
+from distrodebug.runtimes.docker.engine.client import EngineClient
+from distrodebug.runtimes.docker.engine.endpoint import endpoint_from_env
+from distrodebug.runtimes.docker.engine.errors import EngineUnreachable
 from distrodebug.runtimes.docker.stream import DockerStream
 from tests.conftest import TEST_LABEL
 from tests.fixtures.tlsproxy import TLSProxy, make_certs

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "distrodebug"
 #: Third-party packages fenced to one place each: package -> path prefixes allowed to import it.
 FENCES = {
-    "docker": (),  # our own engine client (runtimes/docker/engine.py) replaced the SDK
+    "docker": (),  # our own engine client (runtimes/docker/engine/) replaced the SDK
     "requests": (),
     "kubernetes": ("runtimes/kubernetes/client.py", "runtimes/kubernetes/runtime.py",
                    "runtimes/kubernetes/stream.py"),

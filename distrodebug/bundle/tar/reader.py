@@ -1,4 +1,4 @@
-"""Forward-only tar reading and writing, built for hostile and damaged streams.
+"""Forward-only tar reading, built for hostile and damaged streams.
 
 Why not ``tarfile`` in ``r|`` mode: it keeps every member in ``TarFile.members`` (memory grows),
 and it cannot resynchronise. The sidecar's busybox tar *dies* in the middle of a member when a
@@ -11,25 +11,26 @@ nonce (followed by the start of a marker name); a hit means the member was cut s
 when the marker runs on into the padding, and the following bytes are the next batch.
 
 Streams without a leading marker (the engine's archive API, bundles we wrote) are read as plain
-tar. Header blocks are parsed and built by :mod:`distrodebug.bundle.tar.header`.
+tar. Header blocks are parsed by :mod:`distrodebug.bundle.tar.header`; writing tar is
+:mod:`distrodebug.bundle.tar.writer`.
 
 Content is not copied: the stream is read into large buffers and handed out as memoryviews of
-them (:meth:`TarReader.views`), which hashing, writing and compressing accept as they are; a
-buffer is only ever written past what was handed out, so views stay valid (see :class:`Buffers`).
+them (:meth:`TarReader.views`), which hashing, writing and compressing accept as they are. The
+buffers and the rule that keeps those views valid are :mod:`distrodebug.bundle.tar.source`.
 """
 
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
+from distrodebug.bundle.tar.header import BLOCK, Fields, parse_block, parse_pax
 from distrodebug.bundle.tar.header import ENC as _ENC
 from distrodebug.bundle.tar.header import ERRORS as _ERRORS
-from distrodebug.bundle.tar.header import Fields, build_block, fast_tobuf, parse_block, parse_pax
+from distrodebug.bundle.tar.source import Buffers, Source
 
-BLOCK = 512
 CHUNK = 1 << 20
 MARK_SUFFIX_BATCH = ".distrodebug-batch"
 MARK_SUFFIX_END = ".distrodebug-end"
@@ -40,8 +41,6 @@ _MARK_PREFIX = ".distrodebug-"
 _NEEDLE_LEN = _NONCE_LEN + len(_MARK_PREFIX)
 _KEEP = _NEEDLE_LEN - 1  # bytes to keep in view past a piece, so a marker cannot hide in the seam
 _MAX_META_HEADER = 1 << 20  # a pax or GNU long-name header larger than this is hostile
-_MIN_READ = 64 << 10  # below this much free space, a read goes to a new buffer...
-_SMALL_MOVE = 4096  # ...if no more than this many unread bytes have to move along
 _ZERO_BLOCK = bytes(BLOCK)
 
 
@@ -83,110 +82,6 @@ _KINDS = {
 }
 
 
-class Buffers:
-    """Where a :class:`TarReader` gets its read buffers: a new one each time.
-
-    A buffer is written only past the bytes already handed out, so a view from
-    :meth:`TarReader.views` stays valid for as long as it is kept. An owner that knows when its
-    views are gone can recycle buffers by overriding both methods.
-    """
-
-    def get(self, size: int) -> bytearray:
-        return bytearray(size)
-
-    def done(self, buffer: bytearray) -> None:
-        """The reader hands out nothing more from ``buffer`` (views of it may still be alive)."""
-
-
-def _read_function(raw: BinaryIO) -> Callable[[memoryview], int]:
-    # readinto1 returns after one underlying read, so a socket's bytes are used as they come
-    # and a buffered file's own buffer is bypassed for large reads.
-    for name in ("readinto1", "readinto"):
-        method = getattr(raw, name, None)
-        if method is not None:
-            return cast(Callable[[memoryview], int], method)
-
-    def readinto(view: memoryview) -> int:
-        data = raw.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    return readinto
-
-
-class _Source:
-    """A forward-only byte source read into large buffers, handing out views and peeks."""
-
-    def __init__(self, raw: BinaryIO, buffers: Buffers, size: int) -> None:
-        self._readinto = _read_function(raw)
-        self._buffers = buffers
-        self._size = max(size, 2 * _MIN_READ)
-        self.buf = bytearray()
-        self._view = memoryview(self.buf)
-        self.pos = 0  # next byte to hand out
-        self.end = 0  # end of the bytes read into buf
-        self.exhausted = False  # the underlying stream has ended
-        self.offset = 0  # bytes handed out so far, for error messages
-
-    def fill(self, want: int) -> int:
-        """Make ``want`` bytes visible after ``pos`` (fewer only at end of stream); how many are."""
-        avail = self.end - self.pos
-        while avail < want and not self.exhausted:
-            free = len(self.buf) - self.end
-            if free < want - avail or (free < _MIN_READ and avail <= _SMALL_MOVE):
-                self._switch(want)
-            n = self._readinto(self._view[self.end :])
-            if not n:
-                self.exhausted = True
-                break
-            self.end += n
-            avail += n
-        return avail
-
-    def room(self) -> int:
-        """How many bytes can become visible without moving to a new buffer."""
-        return len(self.buf) - self.pos
-
-    def _switch(self, want: int) -> None:
-        keep = self.end - self.pos
-        new = self._buffers.get(max(self._size, 2 * (keep + want)))
-        new[:keep] = self._view[self.pos : self.end]
-        old = self.buf
-        self._view.release()
-        self.buf, self._view, self.pos, self.end = new, memoryview(new), 0, keep
-        if len(old):
-            self._buffers.done(old)
-
-    def take(self, size: int) -> memoryview:
-        """The next ``size`` visible bytes, consumed."""
-        view = self._view[self.pos : self.pos + size]
-        self.pos += size
-        self.offset += size
-        return view
-
-    def skip(self, size: int) -> None:
-        self.pos += size
-        self.offset += size
-
-    def rewind(self, size: int) -> None:
-        """Give back the last ``size`` bytes taken; only right after a take from this buffer."""
-        self.pos -= size
-        self.offset -= size
-
-    def find(self, needle: bytes, stop: int) -> int:
-        """Offset of ``needle`` wholly within the next ``stop`` visible bytes, or -1."""
-        hit = self.buf.find(needle, self.pos, min(self.pos + stop, self.end))
-        return hit - self.pos if hit >= 0 else -1
-
-    def close(self) -> None:
-        self._view.release()
-        if len(self.buf):
-            self._buffers.done(self.buf)
-        self.buf = bytearray()
-        self._view = memoryview(self.buf)
-        self.pos = self.end = 0
-
-
 class TarReader:
     """Iterate members of one or more concatenated tar archives, forward only.
 
@@ -197,7 +92,7 @@ class TarReader:
     """
 
     def __init__(self, stream: BinaryIO, buffers: Buffers | None = None, buffer_size: int = CHUNK) -> None:
-        self._src = _Source(stream, buffers or Buffers(), buffer_size)
+        self._src = Source(stream, buffers or Buffers(), buffer_size)
         self._nonce: bytes | None = None  # the needle: nonce and marker prefix, as bytes
         self._nonce_text = ""
         self._left = 0  # content bytes of the current member not yet read
@@ -437,65 +332,3 @@ def _member(fields: Fields, pax: dict[str, str], long_name: str | None, long_lin
         devmajor=devmajor,
         devminor=devminor,
     )
-
-
-class TarWriter:
-    """Write pax-format members to a stream: header, content in pieces, padding."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._left = 0
-        self._pad = 0
-
-    def begin(self, info: tarfile.TarInfo) -> None:
-        """Write the header; for regular files, ``info.size`` content bytes must follow."""
-        self._out.write(fast_tobuf(info) or info.tobuf(tarfile.PAX_FORMAT, _ENC, _ERRORS))
-        size = info.size if info.isreg() else 0
-        self._left = size
-        self._pad = -size % BLOCK
-
-    def write(self, data: bytes | memoryview) -> None:
-        if len(data) > self._left:
-            raise ValueError("more content than the header announced")
-        self._out.write(data)
-        self._left -= len(data)
-
-    def end(self) -> int:
-        """Finish the member, zero-filling missing content; returns how many bytes were filled."""
-        missing = self._left
-        while self._left:
-            n = min(self._left, CHUNK)
-            self._out.write(bytes(n))
-            self._left -= n
-        if self._pad:
-            self._out.write(_ZERO_BLOCK[: self._pad])
-        self._pad = 0
-        return missing
-
-    def add_bytes(self, info: tarfile.TarInfo, data: bytes) -> None:
-        info.size = len(data)
-        self.begin(info)
-        self.write(data)
-        self.end()
-
-    def close(self) -> None:
-        """End of archive: two zero blocks."""
-        self._out.write(bytes(2 * BLOCK))
-
-
-def header_block(
-    name: str, kind: bytes, mode: int, uid: int, gid: int, mtime: int, size: int = 0, linkname: str = ""
-) -> bytes:
-    """The header :meth:`TarWriter.begin` writes for these fields, without ``TarInfo``'s cost."""
-    block = build_block(name, kind, mode & 0o7777, uid, gid, size, mtime, linkname)
-    if block is not None:
-        return block
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, uid, gid, mtime
-    info.size, info.linkname = size, linkname
-    return info.tobuf(tarfile.PAX_FORMAT, _ENC, _ERRORS)
-
-
-def padding(size: int) -> bytes:
-    """The zero bytes that follow ``size`` content bytes up to the next block."""
-    return _ZERO_BLOCK[: -size % BLOCK]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 
-from distrodebug.runtimes.docker.engine import EngineClient, endpoint_from_env
+from distrodebug.runtimes.docker.engine.client import EngineClient
+from distrodebug.runtimes.docker.engine.endpoint import endpoint_from_env
 
 _TIMEOUT = 0.5
 

@@ -47,18 +47,11 @@ from distrodebug.model import (
 )
 from distrodebug.runtimes.docker import state as dockerstate
 from distrodebug.runtimes.docker import warm
-from distrodebug.runtimes.docker.engine import (
-    API_VERSION,
-    APIError,
-    Endpoint,
-    EngineClient,
-    EngineError,
-    NotFound,
-    Streamed,
-    endpoint_from_env,
-    parse_host,
-)
-from distrodebug.runtimes.docker.engine import EngineUnreachable as NoAnswer
+from distrodebug.runtimes.docker.engine.client import EngineClient
+from distrodebug.runtimes.docker.engine.endpoint import Endpoint, endpoint_from_env, parse_host
+from distrodebug.runtimes.docker.engine.errors import APIError, EngineError, NotFound
+from distrodebug.runtimes.docker.engine.errors import EngineUnreachable as NoAnswer
+from distrodebug.runtimes.docker.engine.transport import API_VERSION, Streamed
 from distrodebug.runtimes.docker.spec import (
     EngineName,
     container_kwargs,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from distrodebug.bundle import writer as dump_module
+from distrodebug.bundle import contents
 from distrodebug.bundle.format import FORMAT, verify_bundle
 from distrodebug.bundle.options import DumpOptions
 from distrodebug.bundle.redact import REDACTED
@@ -393,7 +393,7 @@ def test_disk_full_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                 raise OSError(errno.ENOSPC, "No space left on device")
             return len(data)
 
-    monkeypatch.setattr(dump_module, "open_compressor", lambda raw, c, level: Full(raw))
+    monkeypatch.setattr(contents, "open_compressor", lambda raw, c, level: Full(raw))
     data = tar_bytes([(f"f{i}", "file", b"x" * 5000) for i in range(20)])
     with pytest.raises(BundleError, match="disk is full"):
         write(tmp_path, data)

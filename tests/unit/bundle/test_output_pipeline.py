@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from distrodebug.bundle import contents, fscopy
 from distrodebug.bundle import output as output_module
-from distrodebug.bundle import writer as dump_module
 from distrodebug.bundle.format import verify_bundle
 from distrodebug.bundle.options import DumpOptions
 from distrodebug.bundle.output import Output
@@ -71,7 +71,7 @@ def test_a_failure_on_the_worker_is_a_bundle_error_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = type("fake_hashlib", (), {"sha256": _FailingHash})
-    monkeypatch.setattr(dump_module, "hashlib", fake)
+    monkeypatch.setattr(fscopy, "hashlib", fake)
     data = tar_bytes([("small", "file", b"x" * 100), ("big", "file", os.urandom(3 << 20))])
     with pytest.raises(BundleError, match=r"RuntimeError: the worker broke.*Nothing was left"):
         write_bundle(tmp_path / "b.tar.zst", io.BytesIO(data), DumpInfo(), DumpOptions())
@@ -132,7 +132,7 @@ def test_an_interrupt_mid_write_removes_the_partial_bundle_and_stops_the_workers
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sink = _SlowSink()
-    monkeypatch.setattr(dump_module, "open_compressor", lambda raw, c, level: sink)
+    monkeypatch.setattr(contents, "open_compressor", lambda raw, c, level: sink)
     data = tar_bytes([(f"f{i}", "file", os.urandom(1 << 20)) for i in range(12)])
     with pytest.raises(KeyboardInterrupt):
         write_bundle(tmp_path / "b.tar.zst", _InterruptedStream(data, 9 << 20), DumpInfo(), DumpOptions())
@@ -143,7 +143,7 @@ def test_an_interrupt_mid_write_removes_the_partial_bundle_and_stops_the_workers
 
 def _pipeline_capacity() -> int:
     """Bytes that can be in flight at once: read buffers plus the queue of pieces."""
-    piece = max(dump_module.PIECE, output_module.STAGE)
+    piece = max(fscopy.PIECE, output_module.STAGE)
     return output_module.READ_BUFFERS * output_module.READ_BUFFER + output_module.IN_FLIGHT * piece
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from distrodebug.bundle import contents, fscopy
+from distrodebug.bundle import manifest as manifest_module
 from distrodebug.bundle import output as output_module
-from distrodebug.bundle import writer as dump_module
 from distrodebug.bundle.format import verify_bundle
 from distrodebug.bundle.options import DumpOptions
 from distrodebug.bundle.tar.header import build_block, parse_block
@@ -275,8 +276,8 @@ def tiny_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = {
         output_module: {"READ_BUFFER": 1 << 17, "READ_BUFFERS": 2, "STAGE": 8192, "IN_FLIGHT": 2,
                         "WRITEBACK": 100_000},
-        dump_module: {"READ_BUFFER": 1 << 17, "OFFLOAD": 20_000, "PIECE": 50_000,
-                      "MANIFEST_BATCH": 3},
+        fscopy: {"READ_BUFFER": 1 << 17, "OFFLOAD": 20_000, "PIECE": 50_000},
+        manifest_module: {"MANIFEST_BATCH": 3},
     }
     for module, values in sizes.items():
         for name, value in values.items():
@@ -332,7 +333,7 @@ def test_disk_full_on_the_worker_removes_temp(tmp_path: Path, monkeypatch: pytes
         def write(self, data: Any) -> int:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(dump_module, "open_compressor", lambda raw, c, level: _after(Full(), 600_000))
+    monkeypatch.setattr(contents, "open_compressor", lambda raw, c, level: _after(Full(), 600_000))
     data = tar_bytes([(f"f{i}", "file", os.urandom(400_000)) for i in range(8)])
     with pytest.raises(BundleError, match="disk is full"):
         write_bundle(tmp_path / "b.tar", io.BytesIO(data), DumpInfo(), DumpOptions())

@@ -18,16 +18,11 @@ from distrodebug.errors import (
     PermissionDenied,
     SidecarFailed,
 )
-from distrodebug.runtimes.docker import engine
-from distrodebug.runtimes.docker.engine import (
-    APIError,
-    Endpoint,
-    EngineClient,
-    NotFound,
-    TLSSettings,
-    endpoint_from_env,
-    parse_host,
-)
+from distrodebug.runtimes.docker.engine import bodies, wire
+from distrodebug.runtimes.docker.engine import errors as engine_errors
+from distrodebug.runtimes.docker.engine.client import EngineClient, registry_auth
+from distrodebug.runtimes.docker.engine.endpoint import Endpoint, TLSSettings, endpoint_from_env, parse_host
+from distrodebug.runtimes.docker.engine.errors import APIError, NotFound
 from distrodebug.runtimes.docker.runtime import DockerRuntime, translate
 
 # ------------------------------------------------------------------------------------- hosts
@@ -157,22 +152,22 @@ def test_an_unusable_docker_host_is_one_error(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_query_encodes_as_docker_py_does() -> None:
-    assert engine.query(None) == ""
-    assert engine.query({"all": True, "force": False, "name": None}) == "?all=1&force=0"
-    assert engine.query({"changes": ["ENV A=1", "CMD x"]}) == "?changes=ENV+A%3D1&changes=CMD+x"
-    filters = engine.query({"filters": {"label": "a=b"}})
+    assert wire.query(None) == ""
+    assert wire.query({"all": True, "force": False, "name": None}) == "?all=1&force=0"
+    assert wire.query({"changes": ["ENV A=1", "CMD x"]}) == "?changes=ENV+A%3D1&changes=CMD+x"
+    filters = wire.query({"filters": {"label": "a=b"}})
     assert json.loads(filters.removeprefix("?filters=").replace("%22", '"').replace("%3A", ":")
                       .replace("%3D", "=").replace("+", " ").replace("%5B", "[").replace("%5D", "]")
                       .replace("%7B", "{").replace("%7D", "}")) == {"label": ["a=b"]}
 
 
 def test_names_keep_a_reference_readable_in_the_path() -> None:
-    assert engine.quote_part("registry:5000/team/app:1") == "registry:5000/team/app:1"
-    assert engine.quote_part("a b?c") == "a%20b%3Fc"
+    assert wire.quote_part("registry:5000/team/app:1") == "registry:5000/team/app:1"
+    assert wire.quote_part("a b?c") == "a%20b%3Fc"
 
 
 def test_host_config_from_docker_py_names() -> None:
-    config = engine.host_config(
+    config = bodies.host_config(
         log_config={"Type": "none", "Config": {}}, cap_add=["SYS_PTRACE"], privileged=False,
         pid_mode="container:x", network_mode="container:x", ipc_mode="container:x",
         binds={"v-tools": {"bind": "/bin", "mode": "ro"}}, volumes_from=["t:ro"], read_only=True,
@@ -182,18 +177,18 @@ def test_host_config_from_docker_py_names() -> None:
         "PidMode": "container:x", "NetworkMode": "container:x", "IpcMode": "container:x",
         "Binds": ["v-tools:/bin:ro"], "VolumesFrom": ["t:ro"], "ReadonlyRootfs": True,
         "Memory": 1 << 26, "PidsLimit": 64, "SecurityOpt": ["no-new-privileges"]}
-    assert engine.host_config() == {"NetworkMode": "default"}
+    assert bodies.host_config() == {"NetworkMode": "default"}
     with pytest.raises(TypeError):
-        engine.host_config(port_bindings={})
+        bodies.host_config(port_bindings={})
 
 
 def test_container_config_attaches_as_docker_py_does() -> None:
-    body = engine.container_config("img", command=["-c", "x"], entrypoint=["sh"],
+    body = bodies.container_config("img", command=["-c", "x"], entrypoint=["sh"],
                                    environment={"A": "1"}, stdin_open=True, tty=True)
     assert body["Env"] == ["A=1"] and body["Cmd"] == ["-c", "x"] and body["Entrypoint"] == ["sh"]
     assert (body["AttachStdin"], body["StdinOnce"], body["OpenStdin"], body["AttachStdout"]) == (
         True, True, True, True)
-    detached = engine.container_config("img", detach=True, stdin_open=True)
+    detached = bodies.container_config("img", detach=True, stdin_open=True)
     assert (detached["AttachStdin"], detached["AttachStdout"], detached["OpenStdin"]) == (
         False, False, True)
 
@@ -202,13 +197,13 @@ def test_container_config_attaches_as_docker_py_does() -> None:
 
 
 def test_errors_by_status() -> None:
-    missing = engine.api_error(404, engine.explanation_of(404, "Not Found",
+    missing = engine_errors.api_error(404, engine_errors.explanation_of(404, "Not Found",
                                                           b'{"message":"No such container: x"}\n'))
     assert isinstance(missing, NotFound) and missing.explanation == "No such container: x"
-    conflict = engine.api_error(409, engine.explanation_of(409, "Conflict", b""))
+    conflict = engine_errors.api_error(409, engine_errors.explanation_of(409, "Conflict", b""))
     assert type(conflict) is APIError and conflict.status_code == 409
     assert conflict.explanation == "Conflict"
-    assert engine.explanation_of(500, "x", b"plain text\n") == "plain text"
+    assert engine_errors.explanation_of(500, "x", b"plain text\n") == "plain text"
 
 
 def test_a_too_new_client_steps_down_once() -> None:
@@ -234,26 +229,26 @@ def test_progress_objects_across_chunk_boundaries() -> None:
             buffer[: len(piece)] = piece
             return len(piece)
 
-    found = list(engine.json_objects(io.BufferedReader(Drip(), buffer_size=7)))
+    found = list(wire.json_objects(io.BufferedReader(Drip(), buffer_size=7)))
     assert found == [{"status": "Pulling"}, {"status": "Downloading", "progress": "[=> ]"},
                      {"id": "a"}]
 
 
 def test_a_progress_error_is_an_api_error() -> None:
     with pytest.raises(APIError, match="manifest unknown"):
-        engine.raise_progress_error({"errorDetail": {"message": "manifest unknown"},
+        wire.raise_progress_error({"errorDetail": {"message": "manifest unknown"},
                                       "error": "manifest unknown"})
 
 
 def test_path_stat_header() -> None:
     stat = {"name": "etc", "size": 4096, "mode": 2147484141}
-    assert engine.decode_path_stat(base64.b64encode(json.dumps(stat).encode()).decode()) == stat
-    assert engine.decode_path_stat(None) == {} and engine.decode_path_stat("!!") == {}
+    assert wire.decode_path_stat(base64.b64encode(json.dumps(stat).encode()).decode()) == stat
+    assert wire.decode_path_stat(None) == {} and wire.decode_path_stat("!!") == {}
 
 
 def test_demultiplex_logs() -> None:
     frames = b"\x01\x00\x00\x00\x00\x00\x00\x03out" + b"\x02\x00\x00\x00\x00\x00\x00\x04err\n"
-    assert engine.demultiplex(frames) == b"outerr\n"
+    assert wire.demultiplex(frames) == b"outerr\n"
 
 
 def test_registry_auth_from_inline_credentials(tmp_path: Path) -> None:
@@ -262,7 +257,7 @@ def test_registry_auth_from_inline_credentials(tmp_path: Path) -> None:
         "registry.example:5000": {"auth": base64.b64encode(b"me:secret").decode()}}}))
 
     def decoded(repo: str) -> object:
-        return json.loads(base64.urlsafe_b64decode(engine.registry_auth(repo, {}, tmp_path)))
+        return json.loads(base64.urlsafe_b64decode(registry_auth(repo, {}, tmp_path)))
 
     assert decoded("registry.example:5000/team/app") == {
         "username": "me", "password": "secret", "serveraddress": "registry.example:5000"}
@@ -276,8 +271,8 @@ def test_registry_auth_from_inline_credentials(tmp_path: Path) -> None:
     (NotFound(404, "No such container: x"), NoSuchTarget, "was not found"),
     (APIError(409, "Conflict. The container name is already in use"), SidecarFailed, "refused"),
     (APIError(500, "multiple IDs found with provided prefix: ab"), AmbiguousTarget, "ambiguous"),
-    (engine.EngineUnreachable("refused"), EngineUnreachable, "No Docker engine answers"),
-    (engine.EngineUnreachable("x", permission=True), PermissionDenied, "Permission denied"),
+    (engine_errors.EngineUnreachable("refused"), EngineUnreachable, "No Docker engine answers"),
+    (engine_errors.EngineUnreachable("x", permission=True), PermissionDenied, "Permission denied"),
     (PermissionError(13, "Permission denied"), PermissionDenied, "Permission denied"),
 ])
 def test_translate(raised: Exception, ours: type[Exception], words: str) -> None:
