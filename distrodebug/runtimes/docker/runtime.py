@@ -1,6 +1,6 @@
-"""The Docker engine runtime, on our own engine client (engine.py; no docker SDK).
+"""The Docker engine runtime, on our own engine client (the package engine/; no docker SDK).
 
-Every engine client exception is translated here into one of our errors. The container spec is a
+Every engine client exception becomes one of our errors in translate.py. The container spec is a
 pure function (:func:`container_kwargs`) so it can be checked without an engine.
 """
 
@@ -29,7 +29,6 @@ from distrodebug.errors import (
     EngineUnreachable,
     ImageUnavailable,
     NoSuchTarget,
-    PermissionDenied,
     SidecarFailed,
     TargetChanged,
 )
@@ -62,6 +61,7 @@ from distrodebug.runtimes.docker.spec import (
     without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import DockerStream
+from distrodebug.runtimes.docker.translate import explain, translate
 from distrodebug.runtimes.volatile import LOG_TAIL_LINES, NewestBytes, newest_events
 from distrodebug.target import Target
 
@@ -101,49 +101,6 @@ def _endpoint(url: str | None) -> Endpoint:
             "'DOCKER_HOST=unix:///tmp/docker-remote.sock distrodebug ...'.",
         )
     return found
-
-
-@contextlib.contextmanager
-def translate(endpoint: str, what: str = "") -> Iterator[None]:
-    """Turn SDK and transport exceptions into our errors, each with the next step to take."""
-    try:
-        yield
-    except DistrodebugError:
-        raise
-    except NotFound as exc:
-        raise NoSuchTarget(f"{what or 'The object'} was not found on {endpoint}: {_explain(exc)}.",
-                           "Run 'docker ps -a' to see the containers there.") from None
-    except APIError as exc:
-        text = _explain(exc)
-        if "multiple ids found" in text.lower():
-            raise AmbiguousTarget(f"{what} is ambiguous: {text}.", "Type more of the ID.") from None
-        raise SidecarFailed(f"The Docker engine refused {what or 'a request'}: {text}.",
-                            "Check the engine's log ('journalctl -u docker') if this persists.") from None
-    except (NoAnswer, OSError) as exc:
-        text = str(exc)
-        if "Permission denied" in text or isinstance(exc, PermissionError) or (
-                isinstance(exc, NoAnswer) and exc.permission):
-            raise PermissionDenied(
-                f"Permission denied on the Docker socket at {endpoint}.",
-                "Run as a member of the 'docker' group (sudo usermod -aG docker $USER, then log in "
-                "again) or with sudo.",
-            ) from None
-        if isinstance(exc, NoAnswer) and exc.tls:
-            raise EngineUnreachable(
-                f"The TLS handshake with the Docker engine at {endpoint} failed: {text}.",
-                "Check the certificates in DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem; default "
-                "~/.docker) or the docker context's, and DOCKER_TLS_VERIFY.",
-            ) from None
-        raise EngineUnreachable(
-            f"No Docker engine answers at {endpoint}.",
-            "Start it ('sudo systemctl start docker' or 'sudo dockerd &'), or point DOCKER_HOST "
-            "or 'docker context use' at a running engine.",
-        ) from None
-
-
-def _explain(exc: Exception) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).strip().rstrip(".")
 
 
 _HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -427,7 +384,7 @@ class DockerRuntime:
                     raise self._ambiguous(target.name) from None
                 raise self._not_found(target.name) from None
             except APIError as exc:
-                if "multiple ids" in _explain(exc).lower():
+                if "multiple ids" in explain(exc).lower():
                     raise self._ambiguous(target.name) from None
                 raise
         return info_from_inspect(data)
@@ -565,7 +522,7 @@ class DockerRuntime:
             try:
                 logs.feed_all(self.api.logs_stream(info.id, timestamps=True, tail=LOG_TAIL_LINES))
             except APIError as exc:  # log driver "none" and friends keep nothing
-                notes.append(f"logs: the engine keeps none to read ({_explain(exc)})")
+                notes.append(f"logs: the engine keeps none to read ({explain(exc)})")
         if (note := logs.note("logs")) is not None:
             notes.append(note)
         notes.append(f"logs: at most the newest {LOG_TAIL_LINES} lines were asked for; Docker keeps "
@@ -597,7 +554,7 @@ class DockerRuntime:
                     if event is not None:
                         found.append(event)
             except (EngineError, ValueError) as exc:  # ValueError: an event that is not JSON
-                notes.append(f"engine events could not be read: {_explain(exc)}")
+                notes.append(f"engine events could not be read: {explain(exc)}")
                 break
             if any(event["reason"] == "die" for event in found):
                 break
@@ -667,7 +624,7 @@ class DockerRuntime:
             )
             raise ImageUnavailable(
                 f"The {purpose} '{ref}' is not on the engine at {self.endpoint} and cannot be "
-                f"pulled: {_explain(exc)}.",
+                f"pulled: {explain(exc)}.",
                 hint,
             ) from None
 
@@ -866,7 +823,7 @@ class DockerRuntime:
                 except APIError as exc:
                     # Podman reports IpcMode "shareable" for a target created with a private IPC
                     # namespace, then refuses to join it ("non-shareable IPC"): go without IPC.
-                    if "ipc_mode" not in host or "non-shareable ipc" not in _explain(exc).lower():
+                    if "ipc_mode" not in host or "non-shareable ipc" not in explain(exc).lower():
                         raise
                     host.pop("ipc_mode")
                     kwargs["host_config"] = self.api.create_host_config(**host)
@@ -951,7 +908,7 @@ class DockerRuntime:
             ) from None
 
     def _start_failed(self, exc: APIError, info: TargetInfo) -> DistrodebugError:
-        text = _explain(exc)
+        text = explain(exc)
         if "is restarting" in text or "is not running" in text or "is paused" in text:
             return TargetChanged(
                 f"Could not join '{info.name}': {text}.",
@@ -1002,8 +959,8 @@ class DockerRuntime:
         except NotFound:
             pass
         except APIError as exc:
-            if "no such" not in _explain(exc).lower():  # a removal already under way says this
-                raise EngineGone(f"Could not stop the container {ident[:19]}: {_explain(exc)}.",
+            if "no such" not in explain(exc).lower():  # a removal already under way says this
+                raise EngineGone(f"Could not stop the container {ident[:19]}: {explain(exc)}.",
                                  "Run 'distrodebug cleanup' to remove it.") from None
         except NoAnswer:
             raise EngineGone(
@@ -1050,7 +1007,7 @@ class DockerRuntime:
             except NotFound:
                 return
             except APIError as exc:
-                text = _explain(exc)
+                text = explain(exc)
                 if "no such" in text.lower():
                     return
                 if time.monotonic() < deadline and ("in progress" in text or "in use" in text):

@@ -1,6 +1,6 @@
 """The engine client's exceptions, and which one an error answer means.
 
-runtime.py translates these into distrodebug's own errors (``translate``); they are kept apart
+runtimes/docker/translate.py turns these into distrodebug's own errors; they are kept apart
 from the transport so that the pure parts (wire.py) can raise them without importing it.
 """
 

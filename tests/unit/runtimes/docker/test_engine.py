@@ -23,7 +23,8 @@ from distrodebug.runtimes.docker.engine import errors as engine_errors
 from distrodebug.runtimes.docker.engine.client import EngineClient, registry_auth
 from distrodebug.runtimes.docker.engine.endpoint import Endpoint, TLSSettings, endpoint_from_env, parse_host
 from distrodebug.runtimes.docker.engine.errors import APIError, NotFound
-from distrodebug.runtimes.docker.runtime import DockerRuntime, translate
+from distrodebug.runtimes.docker.runtime import DockerRuntime
+from distrodebug.runtimes.docker.translate import translate
 
 # ------------------------------------------------------------------------------------- hosts
 
