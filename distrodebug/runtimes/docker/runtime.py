@@ -1,7 +1,9 @@
 """The Docker engine runtime, on our own engine client (the package engine/; no docker SDK).
 
-Every engine client exception becomes one of our errors in translate.py. The container spec is a
-pure function (:func:`container_kwargs`) so it can be checked without an engine.
+Every engine client exception becomes one of our errors in translate.py. What the engine is and
+where: connection.py. Starting sidecars and the relay: sidecars.py; the handles a session holds:
+handles.py. What we made, listed and removed: inventory.py. The container spec is a pure
+function (:func:`container_kwargs`) so it can be checked without an engine.
 """
 
 from __future__ import annotations
@@ -10,54 +12,40 @@ import contextlib
 import dataclasses
 import io
 import os
-import signal
-import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from distrodebug import labels as ours
 from distrodebug import privileges as profiles
-from distrodebug import settings, tracking
 from distrodebug.clock import now_iso, parse_time
 from distrodebug.errors import (
     AmbiguousTarget,
     DistrodebugError,
     EngineGone,
-    EngineUnreachable,
     ImageUnavailable,
     NoSuchTarget,
-    SidecarFailed,
-    TargetChanged,
 )
 from distrodebug.model import (
     DebugOptions,
     DumpMeta,
     ImageInfo,
     Mode,
-    OwnedObject,
     Privileges,
-    RelaySpec,
     RuntimeState,
-    SidecarSpec,
     TargetInfo,
 )
 from distrodebug.runtimes.docker import state as dockerstate
-from distrodebug.runtimes.docker import warm
-from distrodebug.runtimes.docker.engine.client import EngineClient
-from distrodebug.runtimes.docker.engine.endpoint import Endpoint, endpoint_from_env, parse_host
+from distrodebug.runtimes.docker.connection import Connection
 from distrodebug.runtimes.docker.engine.errors import APIError, EngineError, NotFound
 from distrodebug.runtimes.docker.engine.errors import EngineUnreachable as NoAnswer
 from distrodebug.runtimes.docker.engine.transport import API_VERSION, Streamed
+from distrodebug.runtimes.docker.inventory import OwnedObjects
+from distrodebug.runtimes.docker.sidecars import Sidecars
 from distrodebug.runtimes.docker.spec import (
-    EngineName,
     container_kwargs,
-    engine_from_version,
     info_from_inspect,
     path_of,
-    relay_kwargs,
     without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import DockerStream
@@ -67,74 +55,6 @@ from distrodebug.target import Target
 
 __all__ = ["API_VERSION", "DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect",
            "translate"]
-
-#: Seconds a sidecar still running at the end gets to end its own processes: our reaper
-#: ends and reaps them within about one, so none is left to become a zombie in the target.
-STOP_GRACE = 5
-#: Where a sidecar whose image has no subreaper of its own gets ours (in its own layer).
-LENT_REAPER = "/.distrodebug-reaper"
-#: The note a session ended by the detach keys leaves (the stream watches for the keys).
-DETACHED = "detached (Ctrl-] Ctrl-]): the session ended and its sidecar was removed"
-
-
-def _endpoint(url: str | None) -> Endpoint:
-    """The engine to talk to: ``url`` if given, else DOCKER_HOST, the docker context, the default.
-
-    ssh:// engines are refused with the way round: forwarding the remote socket costs one ssh
-    command and keeps every command fast (a client speaking ssh would bring back the import cost
-    this client exists to save).
-    """
-    try:
-        found = parse_host(url) if url else endpoint_from_env()
-    except ValueError as exc:
-        raise EngineUnreachable(
-            f"The Docker engine address {url or os.environ.get('DOCKER_HOST', '')!r} cannot be "
-            f"used: {exc}.",
-            "Set DOCKER_HOST to unix:///path/to/docker.sock or tcp://host:port, or pick a context "
-            "with 'docker context use'.",
-        ) from None
-    if found.scheme == "ssh":
-        raise EngineUnreachable(
-            f"distrodebug does not speak ssh to reach the Docker engine at {found.url}.",
-            f"Forward the remote socket and point DOCKER_HOST at it: 'ssh -nNT -L "
-            f"/tmp/docker-remote.sock:/var/run/docker.sock {found.host or 'HOST'} &' then "
-            "'DOCKER_HOST=unix:///tmp/docker-remote.sock distrodebug ...'.",
-        )
-    return found
-
-
-_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP for a moment: while a cleanup runs, so a second one
-    cannot cut it short, and while the engine makes an object, so none is made untracked."""
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
-def _reaper_cache(image_id: str) -> Path:
-    """Where the reaper taken from one toolbox image is kept, so later sessions skip the copy."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "distrodebug" / f"reaper-{image_id.removeprefix('sha256:')[:16]}.tar"
-
-
-def _single_file_tar(archive: bytes, name: str) -> bytes:
-    """The first regular file of ``archive`` as a tar of its own, named ``name``, mode 0755."""
-    with tarfile.open(fileobj=io.BytesIO(archive)) as source:
-        member = next(m for m in source.getmembers() if m.isfile())
-        content = source.extractfile(member)
-        assert content is not None
-        out = io.BytesIO()
-        with tarfile.open(fileobj=out, mode="w") as target:
-            entry = tarfile.TarInfo(name)
-            entry.size, entry.mode, entry.mtime = member.size, 0o755, int(member.mtime)
-            target.addfile(entry, content)
-    return out.getvalue()
 
 
 class _EngineReader(io.RawIOBase):
@@ -163,211 +83,10 @@ class _EngineReader(io.RawIOBase):
         super().close()
 
 
-class DockerSidecar:
-    """A started sidecar container and whatever else was created for it."""
-
-    def __init__(self, runtime: DockerRuntime, container_id: str, name: str) -> None:
-        self._runtime = runtime
-        self.id = container_id
-        self.name = name
-        self.stream: DockerStream | None = None
-        self.notes: list[str] = []
-        tracking.track(self)
-        #: Extra objects to remove with the sidecar: ("image", id) or ("volume", name).
-        self.extras: list[tuple[str, str]] = []
-        #: wait() saw it exit: nothing of it runs any more, so removing it cannot orphan anything.
-        self.exited = False
-
-    def resize(self, rows: int, cols: int) -> None:
-        with contextlib.suppress(EngineError):
-            self._runtime.api.resize(self.id, height=rows, width=cols)
-
-    def wait(self) -> int:
-        """The exit status, once the stream has ended.
-
-        With a TTY the stream also ends when the user typed the detach keys (Ctrl-] Ctrl-]):
-        the container still runs. That ends the session as well (status 0, said in a note),
-        and remove() stops the shell. Without a TTY a command may outlive its output, so the
-        wait goes on as long as the engine answers.
-        """
-        api = self._runtime.api
-        tty = self.stream is not None and self.stream.tty
-        if self.stream is not None and self.stream.detached:
-            self.notes.append(DETACHED)
-            return 0
-        with translate(self._runtime.endpoint, "waiting for the sidecar"):
-            while True:
-                try:
-                    result = api.wait(self.id, timeout=3 if tty else 60)
-                    self.exited = True
-                    return int(result.get("StatusCode", 125))
-                except NoAnswer:
-                    try:
-                        running = bool(api.inspect_container(self.id)["State"]["Running"])
-                    except NoAnswer:
-                        raise EngineGone(
-                            f"The Docker engine at {self._runtime.endpoint} stopped answering.",
-                            "When it is back, run 'distrodebug cleanup' to remove what this "
-                            "session left.",
-                        ) from None
-                if tty and running:
-                    self.notes.append(DETACHED)
-                    return 0
-
-    def remove(self) -> None:
-        """Stop it with a grace period, then remove it and what was made for it.
-
-        A forced removal kills the sidecar's first process (the reaper) together with the rest,
-        and whatever outlives it for an instant is reparented to the target's PID 1, which never
-        reaps it. Stopped first, the reaper ends and reaps the session's processes itself.
-        """
-        if self.stream is not None:
-            self.stream.close()
-        if self.id and not self.exited:
-            self._runtime.stop_container(self.id)
-        # Containers before the snapshot image and the tools volume they use.
-        extras = sorted(self.extras, key=lambda item: item[0] != "container")
-        self._runtime.remove_objects([("container", self.id), *extras])
-
-
-class WarmExec:
-    """One command run by `docker exec` in a warm sidecar (warm.py); the sidecar stays."""
-
-    def __init__(self, runtime: DockerRuntime, container_id: str, token: str) -> None:
-        self._runtime = runtime
-        self.id = container_id
-        self.name = f"warm sidecar {container_id[:12]}"
-        self.exec_id = ""
-        self.token = token
-        self.stream: DockerStream | None = None
-        self.notes: list[str] = []
-        self.exited = False
-        #: The warm sidecar ended under the command (its target stopped): see watch().
-        self.sidecar_died = False
-        self._watcher: Any = None
-        tracking.track(self)
-
-    def watch(self) -> None:
-        """End the stream if the warm sidecar dies while the command runs.
-
-        When the target stops, the kernel kills everything in its PID namespace, the command
-        and the warm sidecar too, but the engine (Docker 20.10) keeps the exec's stream open
-        and the exec "running": `docker exec` itself hangs there. A wait on the sidecar, on a
-        connection of its own, notices and ends our stream.
-        """
-        self._watcher = self._runtime.new_api()
-        watcher = self._watcher
-
-        def run() -> None:
-            while not self.exited:
-                try:
-                    watcher.wait(self.id, timeout=30)
-                    break
-                except NoAnswer as exc:
-                    if not exc.timeout:
-                        return  # the engine went away: the session's own calls say so
-                except EngineError:
-                    return
-            if not self.exited and self.stream is not None:
-                self.sidecar_died = True
-                self.stream.abort()
-
-        threading.Thread(target=run, name="distrodebug-warm-watch", daemon=True).start()
-
-    def resize(self, rows: int, cols: int) -> None:
-        """No TTY, nothing to resize."""
-
-    def wait(self) -> int:
-        """The command's exit status; the engine marks the exec done a moment after its output."""
-        api = self._runtime.api
-        with translate(self._runtime.endpoint, "waiting for the command"):
-            for delay in (0, *([0.01] * 20), *([0.1] * 600)):
-                time.sleep(delay)
-                if self.sidecar_died:
-                    return 128 + signal.SIGKILL  # what the kernel did to the command
-                found = api.exec_inspect(self.exec_id)
-                if not found.get("Running"):
-                    self.exited = True
-                    code = found.get("ExitCode")
-                    return int(code) if code is not None else 125
-        return 125
-
-    def remove(self) -> None:
-        """End the command if it still runs (an interrupt): closing its stream does not."""
-        if self.stream is not None:
-            self.stream.close()
-        if self._watcher is not None:
-            with contextlib.suppress(Exception):
-                self._watcher.close()
-        if self.exited or self.sidecar_died or not self.exec_id:
-            return
-        api = self._runtime.api
-        try:
-            self._end(api)
-        except APIError:
-            pass  # the sidecar is gone, and its commands with it
-        except NoAnswer:
-            raise EngineGone(
-                f"The Docker engine at {self._runtime.endpoint} stopped answering, so the command "
-                f"this session ran in the warm sidecar {self.id[:12]} may still run.",
-                "When the engine answers again, run 'distrodebug cleanup --all' to remove it.",
-            ) from None
-
-    def _end(self, api: Any) -> None:
-        if not api.exec_inspect(self.exec_id).get("Running"):
-            return
-        killer = api.exec_create(self.id, ["/bin/sh", "-c", warm.KILL_SCRIPT],
-                                 environment={"DD_KILL": self.token}, stdout=False, stderr=False)
-        api.exec_start_detached(killer["Id"])
-        deadline = time.monotonic() + STOP_GRACE + 2
-        while time.monotonic() < deadline and api.exec_inspect(self.exec_id).get("Running"):
-            time.sleep(0.05)
-
-
-class DockerRelay:
-    """A port relay container; every connection is one exec of its connect command."""
-
-    def __init__(self, runtime: DockerRuntime, spec: RelaySpec) -> None:
-        self._runtime = runtime
-        self._spec = spec
-        self.id = ""
-        #: Held open for the relay's life: its idle command ends when this closes (we died).
-        self.keepalive: Any = None
-        # One exec set-up at a time (the client would open a connection per concurrent call); the
-        # calls are short, the streams that follow run in parallel.
-        self._lock = threading.Lock()
-
-    def connect(self, port: int) -> DockerStream:
-        api = self._runtime.api
-        with self._lock, translate(self._runtime.endpoint, f"connecting to port {port}"):
-            created = api.exec_create(self.id, [*self._spec.connect_argv, str(port)], stdin=True,
-                                      stdout=True, stderr=True, tty=False)
-            sock = api.exec_start(created["Id"])
-        return DockerStream(sock, False)
-
-    def remove(self) -> None:
-        if self.keepalive is not None:
-            with contextlib.suppress(OSError):
-                self.keepalive.close()
-        self._runtime.remove_objects([("container", self.id)])
-
-
-class DockerRuntime:
+class DockerRuntime(Sidecars, OwnedObjects, Connection):
     """The Docker engine the docker CLI would talk to; implements Runtime and Inventory."""
 
     kind = "docker"
-
-    def __init__(self, endpoint: str | None = None) -> None:
-        found = _endpoint(endpoint)
-        self.endpoint = found.url
-        self._engine: EngineName | None = None
-        # Nothing is sent yet: the first request connects (and says if nothing answers).
-        self._found = found
-        self.api = self.new_api()
-
-    def new_api(self) -> EngineClient:
-        """A client of the same engine with connections of its own (a watcher's, in a thread)."""
-        return EngineClient(self._found, version=API_VERSION)
 
     # -- targets -------------------------------------------------------------------------------
     def inspect(self, target: Target) -> TargetInfo:
@@ -562,31 +281,6 @@ class DockerRuntime:
                      "engine, or after it restarted, older ones are gone")
         return found
 
-    def engine(self) -> EngineName:
-        """Which engine answers on the socket: ("Docker", "20.10.24") or ("Podman", "4.3.1")."""
-        if self._engine is None:
-            with translate(self.endpoint, "reading the engine version"):
-                self._engine = engine_from_version(self.api.version(api_version=False))
-        return self._engine
-
-    def server_version(self) -> str:
-        """'Docker 20.10.24' or 'Podman 4.3.1'."""
-        return " ".join(self.engine())
-
-    def rootless(self) -> str | None:
-        """None for a rootful engine; for a rootless one, its cgroup version ('1', '2', '?').
-
-        Docker says rootless in SecurityOptions; Podman's compat info does not (only
-        seccomp there), it has a field of its own. On cgroup v1 a rootless engine manages no
-        cgroups: limits on a container are accepted and not enforced.
-        """
-        with translate(self.endpoint, "reading the engine's security options"):
-            info = self.api.info()
-        options = info.get("SecurityOptions") or []
-        if info.get("Rootless") is True or any("name=rootless" in str(o) for o in options):
-            return str(info.get("CgroupVersion") or "?")
-        return None
-
     def target_state(self, info: TargetInfo) -> str:
         try:
             return str(self.api.inspect_container(info.id)["State"]["Status"])
@@ -685,358 +379,12 @@ class DockerRuntime:
         with translate(self.endpoint, f"tagging {ref}"):
             self.api.tag(image, repo, tag, force=True)
 
-    def start_relay(self, spec: RelaySpec, info: TargetInfo) -> DockerRelay:
-        """A port relay in the target's network namespace (``forward``)."""
-        relay = DockerRelay(self, spec)
-        name = f"distrodebug-forward-{spec.labels[ours.SESSION]}"
-        try:
-            with translate(self.endpoint, "starting the port relay"):
-                kwargs = relay_kwargs(spec, name)
-                kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
-                relay.id = self.api.create_container(**kwargs)["Id"]
-                relay.keepalive = self.api.attach_socket(relay.id, params={"stdin": 1, "stream": 1})
-                self.api.start(relay.id)
-        except BaseException:
-            relay.remove()
-            raise
-        return relay
-
     def images_labelled(self, label: str) -> list[tuple[ImageInfo, int]]:
         """Images carrying `label` (a key or key=value), each with its size in bytes."""
         with translate(self.endpoint, "listing images"):
             found = self.api.images(filters={"label": label})
         return [(ImageInfo(ref=",".join(i.get("RepoTags") or []), id=i["Id"],
                            labels=i.get("Labels") or {}), int(i.get("Size") or 0)) for i in found]
-
-    # -- sidecars ------------------------------------------------------------------------------
-    def podman(self) -> bool:
-        """Is Podman answering? From a header the engine already sent, else from /version."""
-        server = self.api.server
-        return server.startswith("Libpod") if server else self.engine()[0] == "Podman"
-
-    def start_sidecar(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar | WarmExec:
-        # No warm sidecars on Podman: it refuses to remove a container while another joins its
-        # namespaces ("dependent containers"), so one idling beside the target would make
-        # `podman rm -f TARGET` fail for its idle minute. There each command has its own sidecar.
-        if warm.eligible(spec) and not self.podman():
-            started = self._start_warm(spec, info)
-            if started is not None:
-                return started
-        return self._start_cold(spec, info)
-
-    def _start_warm(self, spec: SidecarSpec, info: TargetInfo) -> WarmExec | None:
-        """The command as an exec in a warm sidecar made like this one, started if need be.
-
-        None when the engine will not (an old or partial API): the caller starts a sidecar of
-        its own, whose errors are the ones the user should see.
-        """
-        name = f"distrodebug-{spec.labels[ours.SESSION]}"
-        wanted = warm.idle_kwargs(container_kwargs(spec, name), spec, None)
-        api = self.api
-        with translate(self.endpoint, "starting the sidecar"):
-            for attempt in range(2):
-                found = api.containers(filters=warm.label_filter(wanted))
-                if found:
-                    container = found[0]["Id"]
-                    lent = LENT_REAPER if (found[0].get("Labels") or {}).get(warm.LENT) else None
-                else:
-                    made = self._make_warm(spec, info, name)
-                    if made is None:
-                        return None
-                    container, lent = made
-                argv, token = warm.exec_argv(spec, lent)
-                started = WarmExec(self, container, token)
-                try:
-                    created = api.exec_create(container, list(argv), stdin=spec.stdin, stdout=True,
-                                              stderr=True, tty=False)
-                    started.exec_id = created["Id"]
-                    sock = api.exec_start(started.exec_id)
-                except APIError as exc:
-                    # It reached its idle limit, or its target stopped, since we looked: once more.
-                    if attempt or exc.status_code not in (404, 409):
-                        raise
-                    tracking.untrack(started)
-                    continue
-                started.stream = DockerStream(getattr(sock, "_sock", sock), False)
-                started.watch()
-                return started
-        return None
-
-    def _make_warm(self, spec: SidecarSpec, info: TargetInfo, name: str) -> tuple[str, str | None] | None:
-        """Create and start a warm sidecar; its ID and the reaper lent to it, if one was."""
-        holder = DockerSidecar(self, "", name)
-        held: Any = None
-        try:
-            lent = None if spec.argv[0].endswith("reaper") else self._lend_reaper(spec, holder)
-            kwargs = warm.idle_kwargs(container_kwargs(spec, name), spec,
-                                      LENT_REAPER if lent is not None else None)
-            kwargs["host_config"] = self.api.create_host_config(**kwargs["host_config"])
-            holder.id = name
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-            try:
-                holder.id = self.api.create_container(**kwargs)["Id"]
-            except APIError:
-                holder.id = ""
-                return None  # the cold path says what is wrong, with its Podman fallbacks
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            held = None
-            if lent is not None:
-                self.api.put_archive(holder.id, "/", lent)
-                self._require_shell(holder.id, dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv)))
-            try:
-                self.api.start(holder.id)
-            except APIError as exc:
-                raise self._start_failed(exc, info) from None
-        except BaseException:
-            with _signals_held():
-                holder.remove()
-            raise
-        finally:
-            if held is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        tracking.untrack(holder)
-        return holder.id, LENT_REAPER if lent is not None else None
-
-    def _start_cold(self, spec: SidecarSpec, info: TargetInfo) -> DockerSidecar:
-        name = f"distrodebug-{spec.labels[ours.SESSION]}"
-        sidecar = DockerSidecar(self, "", name)
-        held: Any = None  # the signal mask to restore once the sidecar's ID is known
-        try:
-            with translate(self.endpoint, "starting the sidecar"):
-                base = None
-                if spec.mode != "join":
-                    base = self._prepare_copy(spec, info, sidecar)
-                lent = None
-                if spec.mode == "join" and not spec.argv[0].endswith("reaper"):
-                    lent = self._lend_reaper(spec, sidecar)
-                    if lent is not None:
-                        spec = dataclasses.replace(spec, argv=(LENT_REAPER, *spec.argv))
-                # The engine finishes a create whose client went away, after any removal we
-                # could send: signals wait until the answer, with the ID, is in hand.
-                sidecar.id = name
-                held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-                kwargs = container_kwargs(spec, name, base)
-                host = kwargs["host_config"]
-                kwargs["host_config"] = self.api.create_host_config(**host)
-                try:
-                    created = self.api.create_container(**kwargs)
-                except APIError as exc:
-                    # Podman reports IpcMode "shareable" for a target created with a private IPC
-                    # namespace, then refuses to join it ("non-shareable IPC"): go without IPC.
-                    if "ipc_mode" not in host or "non-shareable ipc" not in explain(exc).lower():
-                        raise
-                    host.pop("ipc_mode")
-                    kwargs["host_config"] = self.api.create_host_config(**host)
-                    created = self.api.create_container(**kwargs)
-                sidecar.id = created["Id"]
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-                held = None
-                if lent is not None:
-                    self.api.put_archive(sidecar.id, "/", lent)
-                    self._require_shell(sidecar.id, spec)
-                sock = self.api.attach_socket(
-                    sidecar.id,
-                    params={"stdin": int(spec.stdin), "stdout": 1, "stderr": 1, "stream": 1,
-                            "detachKeys": settings.DETACH_KEYS},
-                )
-                sidecar.stream = DockerStream(sock, spec.tty, settings.DETACH_BYTES)
-                try:
-                    self.api.start(sidecar.id)
-                except APIError as exc:
-                    raise self._start_failed(exc, info) from None
-        except BaseException:
-            with _signals_held():
-                sidecar.remove()
-            raise
-        finally:
-            if held is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        return sidecar
-
-    def _lend_reaper(self, spec: SidecarSpec, sidecar: DockerSidecar) -> bytes | None:
-        """Our subreaper, from the default toolbox on this engine, as a tar holding LENT_REAPER.
-
-        A debug image without one would leave every orphan of the session to the target's PID 1
-        (a background job that outlives its shell, or anything an interrupt leaves for an
-        instant): zombies there for the target's life. Without the default toolbox on the engine
-        the sidecar runs as it is and a note says what that risks.
-        """
-        try:
-            data = self.api.inspect_image(settings.DEFAULT_IMAGE)
-            path = ((data.get("Config") or {}).get("Labels") or {}).get(ours.REAPER)
-            if not path:
-                raise NotFound(404, "no reaper label")
-            cached = _reaper_cache(str(data["Id"]))
-            with contextlib.suppress(OSError):
-                return cached.read_bytes()
-            labels = {**spec.labels, ours.ROLE: "reaper", **spec.annotations}
-            holder = f"{sidecar.name}-reaper"
-            sidecar.extras.append(("container", holder))
-            with _signals_held():
-                self.api.create_container(data["Id"], name=holder, entrypoint=["/"], command=[],
-                                          labels=labels)
-            try:
-                stream, _ = self.api.get_archive(holder, path)
-                with stream:
-                    taken = stream.read()
-            finally:
-                self.remove_objects([("container", holder)])
-        except APIError:
-            sidecar.notes.append(
-                f"the debug image has no subreaper ({ours.REAPER}) and the default toolbox "
-                f"{settings.DEFAULT_IMAGE} is not on the engine to lend one: processes the "
-                "session leaves may stay as zombies in the target until it restarts")
-            return None
-        lent = _single_file_tar(taken, LENT_REAPER.lstrip("/"))
-        with contextlib.suppress(OSError):
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f".{cached.name}.{os.getpid()}")
-            partial.write_bytes(lent)
-            partial.replace(cached)
-        return lent
-
-    def _require_shell(self, container_id: str, spec: SidecarSpec) -> None:
-        """The lent reaper starts in any image: say plainly when the image has no shell for it
-        to run, as the engine does for an image without one as its first process."""
-        shell = spec.argv[1]
-        try:
-            self.api.archive_stat(container_id, shell)
-        except NotFound:
-            raise SidecarFailed(
-                f"The debug sidecar did not start: the debug image {spec.image} has no {shell}.",
-                "Check that the debug image has /bin/sh (see --image), and the engine's log.",
-            ) from None
-
-    def _start_failed(self, exc: APIError, info: TargetInfo) -> DistrodebugError:
-        text = explain(exc)
-        if "is restarting" in text or "is not running" in text or "is paused" in text:
-            return TargetChanged(
-                f"Could not join '{info.name}': {text}.",
-                "Run the command again: distrodebug then works on a snapshot of the stopped target.",
-            )
-        return SidecarFailed(
-            f"The debug sidecar did not start: {text}.",
-            "Check that the debug image has /bin/sh (see --image), and the engine's log.",
-        )
-
-    def _prepare_copy(self, spec: SidecarSpec, info: TargetInfo, sidecar: DockerSidecar) -> str:
-        """Snapshot the stopped target (or use the image) and fill a tools volume."""
-        labels = {**spec.labels, **spec.annotations}
-        # Every object is named and tracked before it is asked for, so an interrupt at any
-        # moment (while the engine's answer is read too) leaves nothing untracked.
-        volume = f"{sidecar.name}-tools"
-        sidecar.extras.append(("volume", volume))
-        with _signals_held():
-            self.api.create_volume(name=volume, labels=labels)
-        # An empty named volume mounted over an image directory is filled from it at start.
-        filler = f"{sidecar.name}-filler"
-        sidecar.extras.append(("container", filler))
-        with _signals_held():
-            self.api.create_container(
-                spec.image, name=filler, entrypoint=["/bin/true"], command=[], labels=labels,
-                host_config=self.api.create_host_config(
-                    binds={volume: {"bind": "/bin", "mode": "rw"}}, network_mode="none"),
-            )
-        self.api.start(filler)
-        self.api.wait(filler, timeout=60)
-        self.remove_objects([("container", filler)])
-        if spec.mode == "image":
-            return info.image_id
-        repo = f"distrodebug-snapshot-{spec.labels[ours.SESSION]}"
-        sidecar.extras.append(("image", f"{repo}:latest"))
-        # The engine finishes a commit whose client went away, after we looked for the image:
-        # an interrupt waits for the answer (seconds at most), then removes what it made.
-        with _signals_held():
-            image = self.api.commit(info.id, repository=repo, tag="latest",
-                                    conf={"Labels": labels}, pause=False)
-        sidecar.extras.append(("image", image["Id"]))
-        return str(image["Id"])
-
-    def stop_container(self, ident: str) -> None:
-        """Stop a container with STOP_GRACE seconds to end on its own; a gone one is fine."""
-        try:
-            self.api.stop(ident, timeout=STOP_GRACE)
-        except NotFound:
-            pass
-        except APIError as exc:
-            if "no such" not in explain(exc).lower():  # a removal already under way says this
-                raise EngineGone(f"Could not stop the container {ident[:19]}: {explain(exc)}.",
-                                 "Run 'distrodebug cleanup' to remove it.") from None
-        except NoAnswer:
-            raise EngineGone(
-                f"The Docker engine at {self.endpoint} stopped answering, so the container "
-                f"{ident[:19]} this command made could not be removed.",
-                "When the engine answers again, run 'distrodebug cleanup' to remove it.",
-            ) from None
-
-    def warm_sidecars_of(self, target_name: str) -> list[str]:
-        """The warm sidecars idling beside a target (to remove before the target itself: Podman
-        refuses to remove a container whose namespaces others join, "dependent containers")."""
-        with translate(self.endpoint, f"listing the warm sidecars of '{target_name}'"):
-            found = self.api.containers(all=True, filters={"label": [
-                f"{ours.ROLE}={warm.ROLE}", f"{ours.TARGET}={ours.label_value(target_name)}"]})
-        return [str(c["Id"]) for c in found]
-
-    def remove_objects(self, objects: list[tuple[str, str]]) -> None:
-        """Remove containers, images and volumes; missing ones are fine.
-
-        A running container is stopped first, with a grace period: killed outright, a sidecar's
-        reaper could not end the processes under it, which would then be left to the target's
-        PID 1 as zombies (cleanup of a warm sidecar that is idling, or still in use).
-        """
-        for kind, ident in objects:
-            if ident and kind == "container":
-                with contextlib.suppress(DistrodebugError):
-                    self.stop_container(ident)
-            if ident:
-                self._remove_one(kind, ident)
-
-    def _remove_one(self, kind: str, ident: str) -> None:
-        # An interrupted request may still be removing the object, or a container that uses it:
-        # the engine then says "in progress" or "in use" for a moment. Wait that out, briefly.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if kind == "container":
-                    self.api.remove_container(ident, force=True, v=True)
-                elif kind == "image":  # (a commit's ID is in Docker's form: engine.commit)
-                    self.api.remove_image(ident, force=True, noprune=False)
-                elif kind == "volume":
-                    self.api.remove_volume(ident, force=True)
-                return
-            except NotFound:
-                return
-            except APIError as exc:
-                text = explain(exc)
-                if "no such" in text.lower():
-                    return
-                if time.monotonic() < deadline and ("in progress" in text or "in use" in text):
-                    time.sleep(0.2)
-                    continue
-                raise EngineGone(f"Could not remove the {kind} {ident[:19]}: {text}.",
-                                 "Run 'distrodebug cleanup' to try again.") from None
-            except NoAnswer:
-                raise EngineGone(
-                    f"The Docker engine at {self.endpoint} stopped answering, so the {kind} "
-                    f"{ident[:19]} this command made could not be removed.",
-                    "When the engine answers again, run 'distrodebug cleanup' to remove it.",
-                ) from None
-
-    # -- our leftovers -------------------------------------------------------------------------
-    def list_ours(self) -> list[OwnedObject]:
-        """Every container, image and volume carrying our tool label."""
-        tool = ours.selector()
-        found: list[OwnedObject] = []
-        with translate(self.endpoint, "listing our containers"):
-            for c in self.api.containers(all=True, filters={"label": tool}):
-                found.append(OwnedObject("container", c["Id"], c["Names"][0].lstrip("/"), c["State"],
-                                         c.get("Labels") or {}))
-            for i in self.api.images(filters={"label": tool}):
-                found.append(OwnedObject("image", i["Id"], (i.get("RepoTags") or ["-"])[0], "",
-                                         i.get("Labels") or {}))
-            for v in (self.api.volumes(filters={"label": tool}) or {}).get("Volumes") or []:
-                found.append(OwnedObject("volume", v["Name"], v["Name"], "", v.get("Labels") or {}))
-        return found
 
     def run_container(self, image: str, *, name: str, labels: Mapping[str, str],
                       user: str | None = None, read_only: bool = False) -> str:

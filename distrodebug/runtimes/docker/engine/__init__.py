@@ -2,8 +2,8 @@
 
 Why not the docker SDK: importing it (and requests, urllib3 beneath it) took 110-170 ms, more than
 a whole ``docker run``, on every ``exec``. This client speaks the same HTTP API with http.client.
-Its method names and arguments follow docker-py's low-level ``APIClient`` where runtime.py used
-them, so the call sites read the same; its exceptions are our own.
+Its method names and arguments follow docker-py's low-level ``APIClient`` where the runtime's
+modules used them, so the call sites read the same; its exceptions are our own.
 
 - ``endpoint.py``: where the engine is, decided as the docker CLI decides it (pure).
 - ``transport.py``: how a request gets there and back: unix socket, TCP, TLS, the kept

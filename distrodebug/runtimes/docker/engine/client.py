@@ -1,5 +1,5 @@
 """EngineClient: the Docker Engine API calls distrodebug makes, named and shaped as docker-py's
-``APIClient``'s so that runtime.py's call sites read as they did with the SDK.
+``APIClient``'s so that the runtime's call sites read as they did with the SDK.
 
 Each method is one call: its path, its parameters, and what the answer becomes, including where
 Podman answers differently (events' filters, commit's labels and IDs). How the request travels
