@@ -1,37 +1,29 @@
 """The Docker engine runtime, on our own engine client (the package engine/; no docker SDK).
 
 Every engine client exception becomes one of our errors in translate.py. What the engine is and
-where: connection.py. Starting sidecars and the relay: sidecars.py; the handles a session holds:
-handles.py. What we made, listed and removed: inventory.py. The container spec is a pure
-function (:func:`container_kwargs`) so it can be checked without an engine.
+where: connection.py. The target a user named: targets.py; images: images.py. Starting sidecars
+and the relay: sidecars.py; the handles a session holds: handles.py. What we made, listed and
+removed: inventory.py. The container spec is a pure function (:func:`container_kwargs`) so it
+can be checked without an engine.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from distrodebug import labels as ours
-from distrodebug import privileges as profiles
 from distrodebug.clock import now_iso, parse_time
 from distrodebug.errors import (
-    AmbiguousTarget,
     DistrodebugError,
     EngineGone,
-    ImageUnavailable,
     NoSuchTarget,
 )
 from distrodebug.model import (
-    DebugOptions,
     DumpMeta,
-    ImageInfo,
-    Mode,
-    Privileges,
     RuntimeState,
     TargetInfo,
 )
@@ -40,18 +32,18 @@ from distrodebug.runtimes.docker.connection import Connection
 from distrodebug.runtimes.docker.engine.errors import APIError, EngineError, NotFound
 from distrodebug.runtimes.docker.engine.errors import EngineUnreachable as NoAnswer
 from distrodebug.runtimes.docker.engine.transport import API_VERSION, Streamed
+from distrodebug.runtimes.docker.images import Images
 from distrodebug.runtimes.docker.inventory import OwnedObjects
 from distrodebug.runtimes.docker.sidecars import Sidecars
 from distrodebug.runtimes.docker.spec import (
     container_kwargs,
     info_from_inspect,
-    path_of,
     without_engine_changes,
 )
 from distrodebug.runtimes.docker.stream import DockerStream
+from distrodebug.runtimes.docker.targets import Targets
 from distrodebug.runtimes.docker.translate import explain, translate
 from distrodebug.runtimes.volatile import LOG_TAIL_LINES, NewestBytes, newest_events
-from distrodebug.target import Target
 
 __all__ = ["API_VERSION", "DockerRuntime", "DockerStream", "container_kwargs", "info_from_inspect",
            "translate"]
@@ -83,114 +75,10 @@ class _EngineReader(io.RawIOBase):
         super().close()
 
 
-class DockerRuntime(Sidecars, OwnedObjects, Connection):
+class DockerRuntime(Targets, Images, Sidecars, OwnedObjects, Connection):
     """The Docker engine the docker CLI would talk to; implements Runtime and Inventory."""
 
     kind = "docker"
-
-    # -- targets -------------------------------------------------------------------------------
-    def inspect(self, target: Target) -> TargetInfo:
-        if target.kind == "image":
-            return self._inspect_image_target(target.name)
-        with translate(self.endpoint, f"container '{target.name}'"):
-            try:
-                data = self.api.inspect_container(target.name)
-            except NotFound:
-                # Podman answers an ID prefix that matches several containers with 404 (Docker
-                # says "multiple IDs found"): tell the two apart ourselves.
-                if all(c in "0123456789abcdef" for c in target.name) and len(
-                        [c for c in self.api.containers(all=True) if c["Id"].startswith(target.name)]) > 1:
-                    raise self._ambiguous(target.name) from None
-                raise self._not_found(target.name) from None
-            except APIError as exc:
-                if "multiple ids" in explain(exc).lower():
-                    raise self._ambiguous(target.name) from None
-                raise
-        return info_from_inspect(data)
-
-    def _not_found(self, name: str) -> DistrodebugError:
-        return NoSuchTarget(
-            f"No container named or with ID '{name}' exists on the Docker engine at {self.endpoint}.",
-            "Run 'docker ps -a' to see the containers there; to explore an image instead, use "
-            f"'distrodebug shell --image-target {name}'.",
-        )
-
-    def _ambiguous(self, prefix: str) -> DistrodebugError:
-        matches = [
-            f"{c['Id'][:12]} ({c['Names'][0].lstrip('/')})"
-            for c in self.api.containers(all=True)
-            if c["Id"].startswith(prefix)
-        ]
-        return AmbiguousTarget(
-            f"The ID prefix '{prefix}' matches {len(matches)} containers: {', '.join(matches)}.",
-            "Type more of the ID, or use the container's name.",
-        )
-
-    def _inspect_image_target(self, ref: str) -> TargetInfo:
-        image = self.ensure_image(ref, lambda _: None, purpose="target image")
-        with translate(self.endpoint, f"image '{ref}'"):
-            data = self.api.inspect_image(image.id)
-        config = data.get("Config") or {}
-        return TargetInfo(
-            id=data["Id"],
-            name=ref,
-            image=ref,
-            image_id=data["Id"],
-            status="image",
-            user=config.get("User") or "",
-            workdir=config.get("WorkingDir") or "/",
-            path=path_of(config.get("Env")),
-            entrypoint=tuple(config.get("Entrypoint") or ()),
-            cmd=tuple(config.get("Cmd") or ()),
-            labels=config.get("Labels") or {},
-            repo_digests=tuple(data.get("RepoDigests") or ()),
-            raw=data,
-        )
-
-    def privileges(self, info: TargetInfo, options: DebugOptions) -> tuple[Mode, Privileges]:
-        mode = profiles.choose_mode(info)
-        if mode == "join":
-            return mode, profiles.choose_docker(info, user=options.user, cap_add=options.cap_add,
-                                                privileged=options.privileged)
-        return mode, profiles.choose_copy(user=options.user, cap_add=options.cap_add)
-
-    def where(self, mode: Mode, info: TargetInfo, privileges: Privileges) -> str:
-        if mode == "snapshot":
-            text = ("this is a throwaway copy of its last filesystem (volumes read-only, no "
-                    "network); changes are discarded on exit")
-        elif mode == "image":
-            text = "a throwaway container of the image (no network); changes are discarded on exit"
-        elif privileges.view == "chroot":
-            text = "you are in the target's root; sidecar tools on PATH, their files at $DISTRODEBUG_TOOLS"
-        else:
-            text = f"the target's root is at /proc/{info.pid}/root ($DISTRODEBUG_ROOT)"
-        return f"{text} · {self._engine_words()}"
-
-    def _engine_words(self) -> str:
-        """'on Podman 4.3.1' for the banner, so a user with both engines knows which one answered."""
-        try:
-            return f"on {self.server_version()}"
-        except DistrodebugError:
-            return f"on {self.endpoint}"
-
-    def announce(self, info: TargetInfo, message: str) -> str:
-        """Docker keeps no history a client may add to: nothing to leave, nothing to say."""
-        return ""
-
-    def gone_hint(self, info: TargetInfo) -> str:
-        return (f"Run 'docker ps -a --filter id={info.id[:12]}' to see what happened to it; "
-                "'distrodebug shell' on a stopped container opens a copy of its last filesystem.")
-
-    def audit_identity(self, info: TargetInfo) -> dict[str, str]:
-        return {"container_id": info.id}
-
-    def memory_attempts(self, options: DebugOptions, owner: tuple[int, int] | None) -> list[DebugOptions]:
-        """As the processes' own uid:gid with no capability when they share one (a process that
-        made itself non-dumpable refuses that); then root keeping SYS_PTRACE and DAC_READ_SEARCH
-        (privileges.for_job)."""
-        if owner is None:
-            return [options]
-        return [dataclasses.replace(options, user=f"{owner[0]}:{owner[1]}"), options]
 
     def dump_meta(self, info: TargetInfo) -> DumpMeta:
         """docker inspect, the declared environment and the changes against the image."""
@@ -281,79 +169,6 @@ class DockerRuntime(Sidecars, OwnedObjects, Connection):
                      "engine, or after it restarted, older ones are gone")
         return found
 
-    def target_state(self, info: TargetInfo) -> str:
-        try:
-            return str(self.api.inspect_container(info.id)["State"]["Status"])
-        except NotFound:
-            return "removed"
-        except EngineError:
-            return "unknown"
-
-    # -- images --------------------------------------------------------------------------------
-    def ensure_image(
-        self, ref: str, notice: Callable[[str], None], purpose: str = "debug image"
-    ) -> ImageInfo:
-        with translate(self.endpoint, f"{purpose} '{ref}'"):
-            try:
-                data = self.api.inspect_image(ref)
-            except NotFound:
-                notice(f"distrodebug: pulling {purpose} {ref} ...")
-                data = self._pull(ref, purpose)
-        labels = (data.get("Config") or {}).get("Labels") or {}
-        return ImageInfo(ref=ref, id=data["Id"], labels=labels)
-
-    def _pull(self, ref: str, purpose: str) -> dict[str, Any]:
-        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
-        try:
-            for _ in self.api.pull(repo, tag=tag or None):
-                pass
-            return dict(self.api.inspect_image(ref))
-        except EngineError as exc:
-            hint = (
-                "Build the default toolbox offline with 'distrodebug toolbox build', or load one "
-                "with 'docker load -i busybox.tar', or choose another with --image or "
-                "DISTRODEBUG_IMAGE."
-                if purpose == "debug image"
-                else "Check the name with 'docker images', or load the image with 'docker load'."
-            )
-            raise ImageUnavailable(
-                f"The {purpose} '{ref}' is not on the engine at {self.endpoint} and cannot be "
-                f"pulled: {explain(exc)}.",
-                hint,
-            ) from None
-
-    def import_image(self, tar_path: str | os.PathLike[str], ref: str, changes: list[str]) -> str:
-        """Import a root filesystem tar as an image (the offline builders use this)."""
-        with translate(self.endpoint, f"importing {ref}"):
-            # Podman 4.3 ignores the `tag` parameter of an import and tags `latest`; both engines
-            # take the tag inside `repo`, so it goes there.
-            self.api.import_image_from_file(str(tar_path), repository=ref, changes=changes)
-            return str(self.api.inspect_image(ref)["Id"])
-
-    def local_image(self, ref: str) -> dict[str, Any]:
-        """``docker image inspect`` of an image already on the engine; never pulls."""
-        with translate(self.endpoint, f"image '{ref}'"):
-            try:
-                return dict(self.api.inspect_image(ref))
-            except NotFound:
-                raise NoSuchTarget(
-                    f"The image '{ref}' is not on the engine at {self.endpoint}.",
-                    "'distrodebug image' reads images that are already local and never pulls: "
-                    "build it or 'docker pull' it first; 'docker images' lists what is there.",
-                ) from None
-
-    def layer_store(self) -> tuple[str, str] | None:
-        """The engine's data root and storage driver when it listens on a unix socket here (where
-        ``image`` may read unpacked layers; image.store checks every file it reads against the
-        image's digests, so a socket forwarded from another machine cannot mislead it); Podman's
-        store has another layout, so None for it."""
-        if self.api.endpoint.scheme != "unix" or self.podman():
-            return None
-        with translate(self.endpoint, "reading the engine's storage"):
-            info = self.api.info()
-        root, driver = info.get("DockerRootDir"), info.get("Driver")
-        return (str(root), str(driver)) if root and driver else None
-
     @contextlib.contextmanager
     def save_image(self, image_id: str) -> Iterator[BinaryIO]:
         """The image as ``docker save`` writes it, streamed as it comes; the engine stops producing
@@ -366,25 +181,6 @@ class DockerRuntime(Sidecars, OwnedObjects, Connection):
             yield reader
         finally:
             reader.close()
-
-    def image_labels(self, ref: str) -> dict[str, str] | None:
-        try:
-            return dict((self.api.inspect_image(ref).get("Config") or {}).get("Labels") or {})
-        except NotFound:
-            return None
-
-    def tag_image(self, image: str, ref: str) -> None:
-        """Point `ref` at `image` too (toolboxes are built under a content tag)."""
-        repo, _, tag = ref.rpartition(":")
-        with translate(self.endpoint, f"tagging {ref}"):
-            self.api.tag(image, repo, tag, force=True)
-
-    def images_labelled(self, label: str) -> list[tuple[ImageInfo, int]]:
-        """Images carrying `label` (a key or key=value), each with its size in bytes."""
-        with translate(self.endpoint, "listing images"):
-            found = self.api.images(filters={"label": label})
-        return [(ImageInfo(ref=",".join(i.get("RepoTags") or []), id=i["Id"],
-                           labels=i.get("Labels") or {}), int(i.get("Size") or 0)) for i in found]
 
     def run_container(self, image: str, *, name: str, labels: Mapping[str, str],
                       user: str | None = None, read_only: bool = False) -> str:
