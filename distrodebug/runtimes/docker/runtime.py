@@ -39,7 +39,7 @@ __all__ = ["DockerRuntime"]
 # each other on self, and the methods kept their bodies when the class was split. Each mixin
 # subclasses the ones it calls, so mypy checks those calls.
 class DockerRuntime(Targets, Images, Dumps, Sidecars, Archives, OwnedObjects, Connection):
-    """The Docker engine the docker CLI would talk to; implements Runtime and Inventory."""
+    """The Docker engine the docker CLI would talk to; implements Runtime, Inventory and PortForwarding."""
 
     kind = "docker"
 

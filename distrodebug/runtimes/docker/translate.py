@@ -24,7 +24,7 @@ from distrodebug.runtimes.docker.engine.errors import EngineUnreachable as NoAns
 
 @contextlib.contextmanager
 def translate(endpoint: str, what: str = "") -> Iterator[None]:
-    """Turn SDK and transport exceptions into our errors, each with the next step to take."""
+    """Turn the engine client's exceptions into our errors, each with the next step to take."""
     try:
         yield
     except DistrodebugError:
