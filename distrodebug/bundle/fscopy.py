@@ -71,12 +71,32 @@ class FilesystemCopy:
         self._leftovers()
         if self.paths and not matched and not self._matched_paths(
                 {s.path for s in self._side_entries() if "No such file" not in s.reason}):
-            wanted = ", ".join("/" + p for p in self.paths)
-            raise BundleError(
-                f"Nothing in the target matches --path {wanted}: no bundle was written.",
-                "Check the path with 'distrodebug exec TARGET -- ls -la PARENT'.",
+            raise self._nothing_matched()
+
+    def _nothing_matched(self) -> BundleError:
+        """Why --path gave nothing: an --exclude that covers it, --changed-only, or no such path."""
+        wanted = ", ".join("/" + p for p in self.paths)
+        for path in self.paths:
+            hiding = [g for g in self.options.excludes if is_excluded(path, compile_excludes((g,)))]
+            if hiding:
+                return BundleError(
+                    f"--path /{path} is left out by --exclude {hiding[0]} (it matches the path "
+                    "or a directory above it): no bundle was written.",
+                    "Narrow or drop that --exclude.",
+                    exit_code=ExitCode.USAGE,
+                )
+        if self.options.changed_only:
+            return BundleError(
+                f"Nothing under --path {wanted} differs from the image (--changed-only): no "
+                "bundle was written.",
+                "Dump without --changed-only to take it as it is.",
                 exit_code=ExitCode.USAGE,
             )
+        return BundleError(
+            f"Nothing in the target matches --path {wanted}: no bundle was written.",
+            "Check the path with 'distrodebug exec TARGET -- ls -la PARENT'.",
+            exit_code=ExitCode.USAGE,
+        )
 
     def _filesystem(self, comp: BinaryIO, raw: BinaryIO, fs_tar: BinaryIO) -> None:
         out = Output(comp, fileno_of(raw))

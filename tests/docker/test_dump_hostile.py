@@ -46,6 +46,16 @@ def test_path_that_matches_nothing_is_an_error(dd: Any, make_container: Any, sta
     assert not list(tmp_path.iterdir())
 
 
+def test_path_left_out_by_exclude_names_the_exclude(dd: Any, make_container: Any,
+                                                    static_image: str, tmp_path: Path) -> None:
+    target = make_container(static_image)
+    ran = dd("dump", target.name, "-f", str(tmp_path / "b.tar"), "--path", "/app",
+             "--exclude", "ap?")
+    assert ran.code == 2 and "--exclude ap?" in ran.err and "matches" in ran.err, ran.err
+    assert "Nothing in the target" not in ran.err, ran.err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("running", [True, False])
 def test_sigterm_during_a_dump_leaves_nothing_and_says_so(
         toolbox: str, make_container: Any, toolbox_image_target: Any, tmp_path: Path,

@@ -250,6 +250,27 @@ def test_paths_that_match_nothing_are_an_error_and_leave_nothing(tmp_path: Path)
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("exclude", ["app", "/app/*", "*.py"])
+def test_a_path_left_out_by_exclude_says_so_not_that_nothing_matched(tmp_path: Path,
+                                                                      exclude: str) -> None:
+    """/app/main.py is there: saying nothing matches it sent people looking for a missing file."""
+    out = tmp_path / "b.tar"
+    options = DumpOptions(paths=("/app/main.py",), excludes=(exclude,))
+    with pytest.raises(BundleError) as caught:
+        write_bundle(out, io.BytesIO(tar_bytes(SAMPLE)), DumpInfo(), options)
+    said = caught.value.paragraph()
+    assert f"--exclude {exclude}" in said and "matches nothing" not in said
+    assert "Nothing in the target matches" not in said
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_path_with_no_change_under_changed_only_says_so(tmp_path: Path) -> None:
+    info = DumpInfo(changes={"etc/passwd": "changed"})
+    with pytest.raises(BundleError, match="changed-only"):
+        write_bundle(tmp_path / "b.tar", io.BytesIO(tar_bytes(SAMPLE)), info,
+                     DumpOptions(paths=("/app",), changed_only=True))
+
+
 @pytest.mark.parametrize("value", ["-1", "1e30", "nan", "inf"])
 def test_absurd_max_file_size_is_a_usage_error(tmp_path: Path, value: str) -> None:
     code, _, err, _ = cli("dump", "web", "-f", str(tmp_path / "b.tar"), "--max-file-size", value)
