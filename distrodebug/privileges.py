@@ -64,7 +64,7 @@ def choose_docker(
         return Privileges(user, extra, False, view, why)
     if info.runs_as_root:
         return Privileges(
-            "0", extra, False, "chroot", "the target runs as root; Docker's default capabilities suffice"
+            "0", extra, False, "chroot", "the target runs as root; the engine's default capabilities suffice"
         )
     caps = _normal_caps(("SYS_PTRACE", *extra))
     return Privileges(
