@@ -5,6 +5,7 @@ Builds happen on this machine's Docker engine, offline, from the host's apt sour
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -123,7 +124,8 @@ def complete_target(incomplete: str) -> list[str]:
     """Shell completion for TARGET: container names, and pod/NAME once a cluster answers."""
     from distrodebug.runtimes.docker.names import container_names
 
-    words = [name for name in container_names() if name.startswith(incomplete)]
+    pods_only = os.environ.get("DISTRODEBUG_COMPLETING_FOR") == "kubectl"  # kubectl_complete.py
+    words = [] if pods_only else [n for n in container_names() if n.startswith(incomplete)]
     if "pod/".startswith(incomplete) or incomplete.startswith("pod/"):
         words += [w for w in pod_names() if w.startswith(incomplete)]
     return words

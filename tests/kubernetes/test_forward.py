@@ -63,3 +63,30 @@ def test_pod_names_complete_as_bash_asks(cluster: Cluster, ns: str, tmp_path: ob
     assert "pod/completes-me" in words
     broken = complete("bash", "distrodebug shell pod/", KUBECONFIG="/nonexistent")
     assert "pod/" not in broken  # silent, and nothing invented
+
+
+def test_kubectl_completes_pod_names_through_our_completion_executable(
+        cluster: Cluster, ns: str, tmp_path: object) -> None:
+    """The real kubectl finds kubectl_complete-distrodebug on PATH and shows what it prints."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cluster.apply(pod("tab-me", cluster.images["static"]), namespace=ns)
+    config = Path(str(tmp_path)) / "kubeconfig"
+    config.write_text(cluster.kubectl("config", "view", "--raw", "--minify").out)
+    cluster.kubectl("config", "set-context", "--current", f"--namespace={ns}",
+                    f"--kubeconfig={config}")
+    scripts = Path(sys.executable).parent  # where pip put the console scripts
+    assert (scripts / "kubectl_complete-distrodebug").exists()
+    env = {**os.environ, "KUBECONFIG": str(config),
+           "PATH": f"{scripts}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["kubectl", "__complete", "distrodebug", "shell", "pod/tab"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["pod/tab-me", ":4"]
+    # Only pods under kubectl: the local engine's containers are not what is meant there.
+    every = subprocess.run(["kubectl", "__complete", "distrodebug", "exec", ""], env=env,
+                           capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert every[-1] == ":4" and all(w.startswith("pod/") for w in every[:-1]), every

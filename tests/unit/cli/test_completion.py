@@ -74,3 +74,23 @@ def test_pod_completion_asks_a_silent_api_server_once(tmp_path: Path) -> None:
         conn.close()
     assert out.strip() == ""
     assert connections == 1, f"{connections} connections for one Tab press"
+
+
+def kubectl_complete(*words: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`kubectl_complete-distrodebug WORDS...`, as kubectl runs it (the console script's code)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from distrodebug.cli.kubectl_complete import main; main()",
+         *words], env={**os.environ, **extra}, capture_output=True, text=True, timeout=30)
+
+
+def test_kubectl_plugin_completion_prints_candidates_and_a_directive() -> None:
+    done = kubectl_complete("sh")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.splitlines() == ["shell", ":4"]
+    assert "--with" in kubectl_complete("exec", "--wi").stdout.splitlines()
+
+
+def test_kubectl_plugin_completion_is_silent_and_offers_files_when_nothing_answers() -> None:
+    done = kubectl_complete("shell", "", KUBECONFIG="/nonexistent",
+                            DOCKER_HOST="unix:///nonexistent.sock")
+    assert (done.returncode, done.stdout, done.stderr) == (0, ":0\n", "")
