@@ -120,22 +120,27 @@ def forward(
         running.serve()
 
 
-def complete_target(incomplete: str) -> list[str]:
-    """Shell completion for TARGET: container names, and pod/NAME once a cluster answers."""
+def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for TARGET: container names, and pod/NAME once a cluster answers (in the
+    namespace and context given before it on the line, as kubectl's own completion does)."""
     from distrodebug.runtimes.docker.names import container_names
 
     pods_only = os.environ.get("DISTRODEBUG_COMPLETING_FOR") == "kubectl"  # kubectl_complete.py
     words = [] if pods_only else [n for n in container_names() if n.startswith(incomplete)]
     if "pod/".startswith(incomplete) or incomplete.startswith("pod/"):
-        words += [w for w in pod_names() if w.startswith(incomplete)]
+        given = ctx.params
+        words += [w for w in pod_names(given.get("namespace"), given.get("context"))
+                  if w.startswith(incomplete)]
     return words
 
 
-def pod_names() -> list[str]:
-    """pod/NAME words for completion, from the current context; [] on any trouble, quickly."""
+def pod_names(namespace: object = None, context: object = None) -> list[str]:
+    """pod/NAME words for completion; [] on any trouble, quickly."""
     try:
         from distrodebug.runtimes.kubernetes.client import pod_names as names
 
-        return [f"pod/{name}" for name in names(timeout=0.5)]
+        return [f"pod/{name}" for name in names(
+            timeout=0.5, namespace=namespace if isinstance(namespace, str) else None,
+            context=context if isinstance(context, str) else None)]
     except Exception:  # noqa: BLE001 - completion must never print or fail
         return []

@@ -90,3 +90,8 @@ def test_kubectl_completes_pod_names_through_our_completion_executable(
     every = subprocess.run(["kubectl", "__complete", "distrodebug", "exec", ""], env=env,
                            capture_output=True, text=True, timeout=60).stdout.splitlines()
     assert every[-1] == ":4" and all(w.startswith("pod/") for w in every[:-1]), every
+    # -n given before the target: that namespace's pods, not the context's (default here).
+    config.write_text(cluster.kubectl("config", "view", "--raw", "--minify").out)
+    named = subprocess.run(["kubectl", "__complete", "distrodebug", "shell", "-n", ns, "pod/t"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert named.stdout.splitlines() == ["pod/tab-me", ":4"], named.stderr

@@ -224,10 +224,11 @@ class KubeClient:
 
 
 
-def pod_names(timeout: float = 0.5) -> list[str]:
-    """Names of the pods in the current context's namespace, for shell completion: one list call,
-    never retried (a Tab press waits ``timeout`` at most for the API)."""
-    kube = KubeClient(retries=0)
+def pod_names(timeout: float = 0.5, namespace: str | None = None,
+              context: str | None = None) -> list[str]:
+    """Names of the pods in ``namespace`` (default: the context's), for shell completion: one
+    list call, never retried (a Tab press waits ``timeout`` at most for the API)."""
+    kube = KubeClient(context=context, namespace=namespace, retries=0)
     with kube.calls("listing pods"):
         listed = kube.request("GET", kube.pods_path(), timeout=timeout)
     return sorted(p["metadata"]["name"] for p in listed.get("items") or [])
