@@ -291,7 +291,7 @@ def _extract(stream: BinaryIO, remote: str, dest: Path) -> int:
         into, rename = (dest, None) if dest.is_dir() else (dest.parent, dest.name)
     if not into.is_dir():
         raise UsageError(f"The local directory '{into}' does not exist.", "Create it first.")
-    count, refused = 0, []
+    count, refused, unsafe = 0, [], False
     try:
         tar = tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape")
     except tarfile.ReadError:
@@ -307,13 +307,16 @@ def _extract(stream: BinaryIO, remote: str, dest: Path) -> int:
                 tar.extract(member, into, filter="tar")
             except tarfile.FilterError as exc:
                 refused.append(f"{member.name}: {exc}")
+                unsafe = True
                 continue
             count += 1
     if refused:
         raise DistrodebugError(
             f"{len(refused)} entr{'y was' if len(refused) == 1 else 'ies were'} not copied into "
             f"{into}: {'; '.join(refused[:5])}.",
-            f"{count} other entries were copied. Copy what a link points at by its path instead.",
+            f"{count} other entries were copied. " + (
+                "Copy what a link points at by its path instead." if unsafe else
+                "Device nodes and FIFOs have no content to copy; they are listed by 'dump'."),
         )
     return count
 

@@ -133,6 +133,7 @@ def test_names_from_the_target_cannot_drive_the_terminal(dd: Any, make_container
     assert ran.code != 0 and "not copied" in ran.err, ran.err
     assert "\x1b" not in ran.err and "\x07" not in ran.err, ran.err
     assert "f\\x1b[1A\\x1b[2Kx" in ran.err  # shown, escaped
+    assert "link" not in ran.err  # no link was refused: the hint spoke of links all the same
     assert (tmp_path / "out" / "plain").read_text() == "a\n"
 
 
