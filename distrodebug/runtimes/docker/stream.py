@@ -148,6 +148,10 @@ class DockerStream:
 
     def close_write(self) -> None:
         with contextlib.suppress(OSError):
+            if self._held:  # the input ended: a held first key was only typed
+                self._sock.sendall(self._held)
+                self._held = b""
+        with contextlib.suppress(OSError):
             if isinstance(self._sock, socket.socket):
                 # An SSL socket's own shutdown() drops its TLS state, and every later read would
                 # return ciphertext: half-close the TCP connection beneath it, as the docker CLI

@@ -34,7 +34,7 @@ def _sent(pieces: list[bytes], tty: bool = True) -> tuple[bytes, bool]:
             stream.send(piece)
         detached = stream.detached
         if not detached:
-            ours.shutdown(socket.SHUT_WR)
+            stream.close_write()
         reader.join()
     return bytes(got), detached
 
@@ -66,3 +66,7 @@ def test_without_a_tty_the_bytes_are_data() -> None:
 def test_large_input_passes_whole() -> None:
     data = bytes(range(256)).replace(b"\x1d", b"") * 4096
     assert _sent([data[:70000], data[70000:]]) == (data, False)
+
+
+def test_a_key_held_at_the_end_of_the_input_is_sent_then() -> None:
+    assert _sent([b"a\x1d"]) == (b"a\x1d", False)
