@@ -20,8 +20,6 @@ import shlex
 import sys
 from typing import NoReturn
 
-#: Read by cli.tools.complete_target: only pods are offered (see the module doc).
-FOR_KUBECTL = "DISTRODEBUG_COMPLETING_FOR"
 NO_FILE_NAMES = 4
 
 
@@ -32,6 +30,7 @@ def candidates(args: list[str]) -> list[str]:
     that this follows whatever click typer brings.
     """
     from distrodebug.cli.app import app
+    from distrodebug.cli.tools import FOR_KUBECTL
 
     os.environ.update({
         FOR_KUBECTL: "kubectl",

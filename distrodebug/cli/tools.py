@@ -120,12 +120,16 @@ def forward(
         running.serve()
 
 
+#: Set by kubectl_complete.py (kubectl's Tab for the plugin): offer pods only.
+FOR_KUBECTL = "DISTRODEBUG_COMPLETING_FOR"
+
+
 def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion for TARGET: container names, and pod/NAME once a cluster answers (in the
     namespace and context given before it on the line, as kubectl's own completion does)."""
     from distrodebug.runtimes.docker.names import container_names
 
-    pods_only = os.environ.get("DISTRODEBUG_COMPLETING_FOR") == "kubectl"  # kubectl_complete.py
+    pods_only = os.environ.get(FOR_KUBECTL) == "kubectl"
     words = [] if pods_only else [n for n in container_names() if n.startswith(incomplete)]
     if "pod/".startswith(incomplete) or incomplete.startswith("pod/"):
         given = ctx.params
